@@ -1,0 +1,244 @@
+"""A Boolean gene regulatory network compiled into look-up tables, with batched dynamics.
+
+Every gene's rule becomes a truth table over its regulators. All tables are padded to
+the same width so that one numpy gather updates a whole batch of cells, each cell
+possibly updating a different gene (general asynchronous scheme), without a Python
+loop over genes or cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs.boolean_rules import Node, parse_rule, rule_inputs, signed_edges, to_text, truth_table
+from envs.errors import UserInputError
+
+UPDATE_SCHEMES = ("async", "sync")
+KNOCKOUT, OVEREXPRESSION = "knockout", "overexpression"
+PERTURBATION_KINDS = (KNOCKOUT, OVEREXPRESSION)
+KIND_ALIASES = {"ko": KNOCKOUT, "knockout": KNOCKOUT, "oe": OVEREXPRESSION, "overexpression": OVEREXPRESSION}
+
+
+def pin_value(kind: str) -> int:
+    """The value a perturbation of this kind pins its gene to."""
+    return 0 if kind == KNOCKOUT else 1
+
+
+@dataclass(frozen=True, eq=False)
+class BooleanNetwork:
+    """Genes and one Boolean rule each; plain data that pickles cheaply to Ray workers.
+
+    `inputs[g]` lists the regulator indices of gene g (padded with the index n, which
+    reads a constant-0 column), `tables[g, code]` is the next value of g where bit j
+    of `code` is the value of regulator `inputs[g, j]`.
+    """
+
+    genes: tuple[str, ...]
+    rules: tuple[str, ...]
+    inputs: np.ndarray = field(repr=False)
+    tables: np.ndarray = field(repr=False)
+    n_inputs: np.ndarray = field(repr=False)
+    edges: tuple[tuple[str, str, int], ...] = field(repr=False)
+
+    @classmethod
+    def from_rules(cls, rules: "dict[str, str] | list[tuple[str, str]]", where: str = "network") -> "BooleanNetwork":
+        """Compile {gene: rule text}; rule text may use bnet (&,|,!) or python (and,or,not) syntax."""
+        items = list(rules.items()) if isinstance(rules, dict) else list(rules)
+        if not items:
+            raise UserInputError(f"{where}: no genes defined")
+        genes = [g for g, _ in items]
+        seen: set[str] = set()
+        for g in genes:
+            if g in seen:
+                raise UserInputError(f"{where}: gene {g!r} has more than one rule")
+            seen.add(g)
+        index = {g: i for i, g in enumerate(genes)}
+        asts: list[Node] = []
+        for g, text in items:
+            if not str(text).strip():
+                raise UserInputError(f"{where}: empty rule for gene {g!r} (write '{g}' to keep it constant)")
+            node = parse_rule(str(text), where=f"{where}: rule of {g}")
+            unknown = [v for v in rule_inputs(node) if v not in index]
+            if unknown:
+                raise UserInputError(
+                    f"{where}: rule of {g} names unknown gene {unknown[0]!r}; genes: {', '.join(genes)}"
+                )
+            asts.append(node)
+        n = len(genes)
+        input_lists = [rule_inputs(a) for a in asts]
+        width = max(1, max(len(x) for x in input_lists))
+        inputs = np.full((n, width), n, dtype=np.int64)
+        tables = np.zeros((n, 1 << width), dtype=np.uint8)
+        edges: list[tuple[str, str, int]] = []
+        for g, (node, ins) in enumerate(zip(asts, input_lists)):
+            table = truth_table(node, ins)
+            inputs[g, : len(ins)] = [index[v] for v in ins]
+            # Padded bits read the constant-0 column, so the table repeats for them.
+            reps = 1 << (width - len(ins))
+            tables[g] = np.tile(table, reps)
+            for src, sign in signed_edges(node).items():
+                edges.append((src, genes[g], sign))
+        return cls(
+            genes=tuple(genes),
+            rules=tuple(to_text(a) for a in asts),
+            inputs=inputs,
+            tables=tables,
+            n_inputs=np.array([len(x) for x in input_lists], dtype=np.int64),
+            edges=tuple(edges),
+        )
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    def gene_index(self, gene: str) -> int:
+        try:
+            return self.genes.index(gene)
+        except ValueError:
+            from envs.errors import choices_error
+
+            raise choices_error("gene", gene, self.genes) from None
+
+    @property
+    def constant_genes(self) -> tuple[str, ...]:
+        """Genes whose rule is their own value (inputs such as a ligand): they never change."""
+        return tuple(g for g, r in zip(self.genes, self.rules) if r == g)
+
+    def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(2, E) regulator -> target indices and (E,) signs, for graph neural networks."""
+        idx = {g: i for i, g in enumerate(self.genes)}
+        if not self.edges:
+            return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.float32)
+        src = [idx[s] for s, _, _ in self.edges]
+        dst = [idx[t] for _, t, _ in self.edges]
+        return np.array([src, dst], dtype=np.int64), np.array([s for *_, s in self.edges], dtype=np.float32)
+
+    # ---- dynamics -------------------------------------------------------------------
+
+    def _padded(self, states: np.ndarray) -> np.ndarray:
+        return np.concatenate([states, np.zeros((states.shape[0], 1), dtype=states.dtype)], axis=1)
+
+    def next_values(self, states: np.ndarray, genes: np.ndarray) -> np.ndarray:
+        """Next value of gene genes[b] in cell b, for a (B, n) uint8 batch."""
+        padded = self._padded(states)
+        bits = padded[np.arange(states.shape[0])[:, None], self.inputs[genes]].astype(np.int64)
+        codes = (bits << np.arange(self.inputs.shape[1])).sum(axis=1)
+        return self.tables[genes, codes]
+
+    def sync_update(self, states: np.ndarray) -> np.ndarray:
+        """Every gene of every cell updated at once: (B, n) -> (B, n)."""
+        padded = self._padded(states)
+        bits = padded[:, self.inputs].astype(np.int64)  # (B, n, width)
+        codes = (bits << np.arange(self.inputs.shape[1])).sum(axis=2)
+        return self.tables[np.arange(self.n_genes)[None, :], codes]
+
+    def is_fixed_point(self, states: np.ndarray, pins: "Pins | None" = None) -> np.ndarray:
+        nxt = self.sync_update(states)
+        if pins is not None:
+            nxt = pins.apply(nxt)
+        return (nxt == states).all(axis=1)
+
+    def step(
+        self, states: np.ndarray, rng: np.random.Generator, pins: "Pins | None" = None, scheme: str = "async"
+    ) -> np.ndarray:
+        """One update of a batch in place-free fashion: async picks one gene per cell uniformly."""
+        if scheme == "sync":
+            out = self.sync_update(states)
+        else:
+            genes = rng.integers(0, self.n_genes, size=states.shape[0])
+            out = states.copy()
+            out[np.arange(states.shape[0]), genes] = self.next_values(states, genes)
+        return pins.apply(out) if pins is not None else out
+
+    def run(
+        self,
+        states: np.ndarray,
+        n_updates: int,
+        rng: np.random.Generator,
+        pins: "Pins | None" = None,
+        scheme: str = "async",
+    ) -> np.ndarray:
+        for _ in range(n_updates):
+            states = self.step(states, rng, pins, scheme)
+        return states
+
+    def run_to_attractor(
+        self,
+        states: np.ndarray,
+        rng: np.random.Generator,
+        pins: "Pins | None" = None,
+        scheme: str = "async",
+        max_updates: int | None = None,
+        check_every: int | None = None,
+    ) -> np.ndarray:
+        """Advance until every cell sits on a fixed point, or `max_updates` is spent.
+
+        Cells on cyclic attractors simply keep moving; their last state is returned.
+        """
+        n = self.n_genes
+        max_updates = max_updates if max_updates is not None else 60 * n
+        check_every = check_every or max(1, n)
+        done = 0
+        while done < max_updates:
+            states = self.run(states, check_every, rng, pins, scheme)
+            done += check_every
+            if self.is_fixed_point(states, pins).all():
+                break
+        return states
+
+    def to_bnet(self) -> str:
+        """The network in bnet text (PyBoolNet / BoolNet / GINsim exchange format)."""
+        width = max(len(g) for g in self.genes)
+        lines = ["targets, factors"]
+        lines += [f"{g + ',':<{width + 1}} {r}" for g, r in zip(self.genes, self.rules)]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Pins:
+    """Perturbations of a batch: mask[b, g] says gene g of cell b is pinned to value[b, g]."""
+
+    mask: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def empty(cls, batch: int, n_genes: int) -> "Pins":
+        return cls(np.zeros((batch, n_genes), dtype=bool), np.zeros((batch, n_genes), dtype=np.uint8))
+
+    @classmethod
+    def from_sets(
+        cls, network: BooleanNetwork, sets: "list[list[tuple[str, str]]]"
+    ) -> "Pins":
+        """One perturbation set per cell, each a list of (gene, kind)."""
+        pins = cls.empty(len(sets), network.n_genes)
+        for b, perturbations in enumerate(sets):
+            for gene, kind in perturbations:
+                pins.add(b, network.gene_index(gene), normalize_kind(kind))
+        return pins
+
+    def add(self, cell: int, gene: int, kind: str) -> None:
+        self.mask[cell, gene] = True
+        self.value[cell, gene] = pin_value(kind)
+
+    def apply(self, states: np.ndarray) -> np.ndarray:
+        return np.where(self.mask, self.value, states).astype(np.uint8)
+
+
+def normalize_kind(kind: str) -> str:
+    try:
+        return KIND_ALIASES[kind]
+    except KeyError:
+        from envs.errors import choices_error
+
+        raise choices_error("perturbation kind", kind, sorted(KIND_ALIASES)) from None
+
+
+def states_to_codes(states: np.ndarray) -> np.ndarray:
+    """Pack (B, n) bits into integers (gene g is bit g); n <= 62."""
+    return (states.astype(np.int64) << np.arange(states.shape[1], dtype=np.int64)).sum(axis=1)
+
+
+def codes_to_states(codes: np.ndarray, n_genes: int) -> np.ndarray:
+    return ((np.asarray(codes, dtype=np.int64)[:, None] >> np.arange(n_genes)) & 1).astype(np.uint8)

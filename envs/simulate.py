@@ -1,0 +1,139 @@
+"""Monte-Carlo simulation of a world: fate distributions and simulated single-cell data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.network import Pins, normalize_kind
+from envs.world import World
+
+Perturbation = tuple[str, str]  # (gene, kind)
+
+
+@dataclass
+class FateDistribution:
+    """Fate -> probability, with the method that produced it and its standard errors."""
+
+    probabilities: dict[str, float]
+    stderr: dict[str, float]
+    method: str
+    n_samples: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "fates": self.probabilities,
+            "stderr": self.stderr,
+            "method": self.method,
+            "n_samples": self.n_samples,
+        }
+
+
+def check_perturbations(world: World, perturbations: "list[Perturbation] | tuple") -> list[Perturbation]:
+    """Validate gene names and kinds; canonical kinds; one perturbation per gene."""
+    out: list[Perturbation] = []
+    seen: set[str] = set()
+    for gene, kind in perturbations:
+        world.network.gene_index(gene)
+        kind = normalize_kind(kind)
+        if gene in seen:
+            from envs.errors import UserInputError
+
+            raise UserInputError(f"gene {gene!r} is perturbed twice; at most one perturbation per gene")
+        seen.add(gene)
+        out.append((gene, kind))
+    return out
+
+
+def monte_carlo_fates(
+    world: World,
+    perturbations: "list[Perturbation] | tuple" = (),
+    start: str | None = None,
+    n_cells: int = 2000,
+    seed: int = 0,
+    scheme: str = "async",
+) -> FateDistribution:
+    """Run `n_cells` independent cells to their attractors; count fates."""
+    perturbations = check_perturbations(world, perturbations)
+    rng = np.random.default_rng(seed)
+    states = np.repeat(world.start_state(start)[None, :], n_cells, axis=0)
+    pins = Pins.from_sets(world.network, [perturbations] * n_cells)
+    states = pins.apply(states)
+    final = world.network.run_to_attractor(states, rng, pins, scheme)
+    counts = np.bincount(world.classify(final), minlength=len(world.fate_labels))
+    p = counts / n_cells
+    se = np.sqrt(p * (1 - p) / n_cells)
+    return FateDistribution(
+        probabilities={f: float(v) for f, v in zip(world.fate_labels, p)},
+        stderr={f: float(v) for f, v in zip(world.fate_labels, se)},
+        method=f"monte-carlo ({n_cells} cells, {scheme})",
+        n_samples=n_cells,
+    )
+
+
+def simulate_anndata(
+    world: World,
+    n_cells: int = 600,
+    n_trajectories: int = 60,
+    perturbations: "list[Perturbation] | tuple" = (),
+    start: str | None = None,
+    noise: float = 0.1,
+    dropout: float = 0.1,
+    seed: int = 0,
+):
+    """Simulated scRNA-seq of cells sampled along async trajectories from a progenitor.
+
+    Each trajectory runs to its attractor; cells are snapshots at random times. The
+    expression of an on gene is log-normal around 1, off genes sit near 0, plus
+    Gaussian noise; a share `dropout` of entries is zeroed (scRNA-seq dropouts).
+    `obs['pseudotime']` is the snapshot's update count divided by the trajectory's
+    length to its attractor, `obs['cell_type']` the fate the snapshot's Boolean
+    state is closest to. The true Boolean state is kept in `layers['boolean']`.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    perturbations = check_perturbations(world, perturbations)
+    rng = np.random.default_rng(seed)
+    net = world.network
+    n = net.n_genes
+    horizon = 40 * n
+    states = np.repeat(world.start_state(start)[None, :], n_trajectories, axis=0)
+    pins = Pins.from_sets(net, [perturbations] * n_trajectories)
+    states = pins.apply(states)
+    path = np.empty((horizon + 1, n_trajectories, n), dtype=np.uint8)
+    path[0] = states
+    for t in range(horizon):
+        states = net.step(states, rng, pins)
+        path[t + 1] = states
+    # A trajectory's length is the last time its state changed.
+    changed = (path[1:] != path[:-1]).any(axis=2)
+    last_change = np.where(changed.any(axis=0), horizon - np.argmax(changed[::-1], axis=0), 1)
+    traj = rng.integers(0, n_trajectories, size=n_cells)
+    # Snapshots up to a little past the attractor so mature cells are well sampled.
+    times = np.minimum((rng.random(n_cells) * 1.15 * last_change[traj]).astype(int), horizon)
+    boolean = path[times, traj]
+    pseudotime = np.minimum(times / last_change[traj], 1.0)
+    level = np.exp(rng.normal(0.0, 0.25, size=boolean.shape))
+    expression = boolean * level + rng.normal(0.0, noise, size=boolean.shape)
+    expression = np.clip(expression, 0.0, None)
+    expression[rng.random(boolean.shape) < dropout] = 0.0
+    labels = np.array(world.fate_labels)[world.classify(boolean)]
+    obs = pd.DataFrame(
+        {
+            "pseudotime": pseudotime,
+            "cell_type": pd.Categorical(labels),
+            "trajectory": traj,
+        },
+        index=[f"cell{i}" for i in range(n_cells)],
+    )
+    adata = ad.AnnData(
+        X=expression.astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=list(world.genes)),
+        layers={"boolean": boolean.astype(np.uint8)},
+    )
+    adata.uns["world"] = world.name
+    adata.uns["iroot"] = int(np.argmin(pseudotime))
+    return adata
