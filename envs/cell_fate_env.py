@@ -1,0 +1,311 @@
+"""CellFateEnv: steer a progenitor to a fate, or predict its fate, under gene perturbations.
+
+Tasks
+-----
+steer
+    Each step the agent either perturbs one gene (knockout / overexpression; at most
+    `max_perturb` per cell, time does not pass) or lets the cell advance one stage
+    (`updates_per_stage` asynchronous updates). After the last stage the cell runs to
+    its attractor. Reward: 1 if the attractor is the target fate, minus
+    `perturbation_cost` per perturbation; optional potential-based shaping from the
+    agreement with the target signature (Ng et al. 1999: it leaves optimal policies
+    unchanged). Letting perturbation steps take no time means a policy can apply any
+    set of up to MAX_PERTURB perturbations at time 0, as the oracle does, or time
+    them across stages, which the oracle cannot.
+predict
+    At reset the environment applies a random set of up to `max_perturb` perturbations
+    (size uniform in 0..max_perturb) at time 0, then the cell develops; at every stage
+    the agent sees the cell and predicts its final fate. Reward 1/n_stages per correct
+    prediction of the realized fate.
+
+Observation: Dict(`x`: (n_genes, F) node features, `action_mask`). Node features:
+state, knocked out, overexpressed, target signature on, target signature off, stage
+fraction, budget left fraction, is input gene. With `observation="flat"`, `x` is the
+same matrix flattened. An action the mask forbids is a no-op (the cell advances)
+with a penalty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.errors import UserInputError, choices_error
+from envs.network import PERTURBATION_KINDS, Pins, normalize_kind, pin_value
+from envs.world import DONT_CARE, World, load_world
+
+TASKS = ("steer", "predict")
+OBSERVATIONS = ("graph", "flat")
+NODE_FEATURES = (
+    "state",
+    "knocked_out",
+    "overexpressed",
+    "target_on",
+    "target_off",
+    "stage_fraction",
+    "budget_left",
+    "is_input",
+)
+N_NODE_FEATURES = len(NODE_FEATURES)
+NO_PERTURBATION = 0
+
+DEFAULTS: dict[str, Any] = {
+    "world": "myeloid",
+    "task": "steer",
+    "target": None,
+    "max_perturb": 2,
+    "kinds": PERTURBATION_KINDS,
+    "n_stages": None,  # default: the world's stages, else 4
+    "updates_per_stage": None,  # default: one sweep, n_genes updates
+    "scheme": "async",
+    "perturbation_cost": 0.01,
+    "invalid_action_penalty": 0.1,
+    "shaping": False,
+    "start": None,  # a start-state name, a list of names, or None for the default
+    "observation": "graph",
+    "seed": None,
+}
+
+
+def env_settings(config: dict | None) -> dict[str, Any]:
+    """Defaults filled in and every value checked; raises UserInputError on a bad one."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(DEFAULTS) - {"worker_index", "vector_index", "num_workers"})
+    if unknown:
+        raise choices_error("environment setting", unknown[0], sorted(DEFAULTS))
+    s = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+    world = load_world(s["world"])
+    s["world"] = world
+    if s["task"] not in TASKS:
+        raise choices_error("task", s["task"], TASKS)
+    if s["observation"] not in OBSERVATIONS:
+        raise choices_error("observation", s["observation"], OBSERVATIONS)
+    if s["scheme"] not in ("async", "sync"):
+        raise choices_error("update scheme", s["scheme"], ("async", "sync"))
+    s["kinds"] = tuple(dict.fromkeys(normalize_kind(k) for k in s["kinds"]))
+    if not s["kinds"]:
+        raise UserInputError("kinds must name at least one perturbation kind: knockout, overexpression")
+    limit = world.n_genes
+    k = s["max_perturb"]
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= limit:
+        raise UserInputError(f"max_perturb must be an integer in 1..{limit} (genes of world {world.name}), got {k!r}")
+    if s["task"] == "steer":
+        s["target"] = s["target"] if s["target"] is not None else world.fates[-1]
+        world.fate_index(s["target"])
+    s["n_stages"] = int(s["n_stages"] or len(world.stages) or 4)
+    s["updates_per_stage"] = int(s["updates_per_stage"] or world.n_genes)
+    if s["n_stages"] < 1 or s["updates_per_stage"] < 1:
+        raise UserInputError("n_stages and updates_per_stage must be positive")
+    starts = s["start"]
+    starts = [world.default_start] if starts is None else ([starts] if isinstance(starts, str) else list(starts))
+    for name in starts:
+        world.start_state(name)
+    s["start"] = starts
+    return s
+
+
+class CellFateEnv(gym.Env):
+    """A progenitor cell on a Boolean GRN; see the module docstring for the tasks."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, config: dict | None = None):
+        s = env_settings(config)
+        self.settings = s
+        self.world: World = s["world"]
+        self.network = self.world.network
+        self.task: str = s["task"]
+        self.kinds: tuple[str, ...] = s["kinds"]
+        self.max_perturb: int = int(s["max_perturb"])
+        self.n_stages: int = s["n_stages"]
+        self.updates_per_stage: int = s["updates_per_stage"]
+        n = self.network.n_genes
+        self.n_genes = n
+        if self.task == "steer":
+            self.target_index = self.world.fate_index(s["target"])
+            self.n_actions = 1 + n * len(self.kinds)
+        else:
+            self.target_index = -1
+            self.n_actions = len(self.world.fate_labels)
+        self.action_space = gym.spaces.Discrete(self.n_actions)
+        x_shape = (n, N_NODE_FEATURES) if s["observation"] == "graph" else (n * N_NODE_FEATURES,)
+        self.observation_space = gym.spaces.Dict(
+            {
+                "x": gym.spaces.Box(0.0, 1.0, shape=x_shape, dtype=np.float32),
+                "action_mask": gym.spaces.Box(0.0, 1.0, shape=(self.n_actions,), dtype=np.float32),
+            }
+        )
+        self._static = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
+        if self.task == "steer":
+            sig = self.world.signatures[self.target_index]
+            self._static[:, 3] = sig == 1
+            self._static[:, 4] = sig == 0
+        const = set(self.network.constant_genes)
+        self._static[:, 7] = [g in const for g in self.network.genes]
+        self._care = self.world.signatures[self.target_index] != DONT_CARE if self.task == "steer" else None
+        if s["seed"] is not None:
+            self.reset(seed=int(s["seed"]))
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def decode_action(self, action: int) -> tuple[str, str] | None:
+        """(gene, kind) for a perturbation action, None for 'no perturbation'."""
+        if self.task != "steer" or action == NO_PERTURBATION:
+            return None
+        g, k = divmod(int(action) - 1, len(self.kinds))
+        return self.network.genes[g], self.kinds[k]
+
+    def encode_action(self, gene: str, kind: str) -> int:
+        return 1 + self.network.gene_index(gene) * len(self.kinds) + self.kinds.index(normalize_kind(kind))
+
+    def _potential(self, state: np.ndarray) -> float:
+        sig = self.world.signatures[self.target_index]
+        return float((state[self._care] == sig[self._care]).mean())
+
+    def _advance(self, n_updates: int) -> None:
+        self.state = self.network.run(self.state[None, :], n_updates, self.np_random, self.pins, self.settings["scheme"])[0]
+
+    def _finish(self) -> int:
+        final = self.network.run_to_attractor(self.state[None, :], self.np_random, self.pins, self.settings["scheme"])
+        self.state = final[0]
+        return int(self.world.classify(final)[0])
+
+    def _mask(self) -> np.ndarray:
+        mask = np.ones(self.n_actions, dtype=np.float32)
+        if self.task == "steer":
+            pinned = self.pins.mask[0]
+            allowed = (~pinned) & (self.n_perturbed < self.max_perturb)
+            mask[1:] = np.repeat(allowed, len(self.kinds)).astype(np.float32)
+        return mask
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        x = self._static.copy()
+        x[:, 0] = self.state
+        pinned = self.pins.mask[0]
+        x[:, 1] = pinned & (self.pins.value[0] == 0)
+        x[:, 2] = pinned & (self.pins.value[0] == 1)
+        x[:, 5] = self.stage / self.n_stages
+        x[:, 6] = (self.max_perturb - self.n_perturbed) / self.max_perturb if self.task == "steer" else 0.0
+        if self.settings["observation"] == "flat":
+            x = x.reshape(-1)
+        return {"x": x, "action_mask": self._mask()}
+
+    # ---- gymnasium API --------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        starts = self.settings["start"]
+        start = options.get("start") or starts[int(self.np_random.integers(len(starts)))]
+        self.start_name = start
+        self.state = self.world.start_state(start)
+        self.pins = Pins.empty(1, self.n_genes)
+        self.stage = 0
+        self.n_perturbed = 0
+        self.perturbations: list[tuple[str, str, int]] = []  # (gene, kind, stage)
+        self.predictions: list[int] = []
+        if self.task == "predict":
+            self._sample_predict_episode(options.get("perturbations"))
+        return self._obs(), {"start": start}
+
+    def _sample_predict_episode(self, given: list[tuple[str, str]] | None) -> None:
+        if given is None:
+            size = int(self.np_random.integers(0, self.max_perturb + 1))
+            genes = self.np_random.choice(self.n_genes, size=size, replace=False)
+            given = [(self.network.genes[g], self.kinds[int(self.np_random.integers(len(self.kinds)))]) for g in genes]
+        for gene, kind in given:
+            self._apply(self.network.gene_index(gene), normalize_kind(kind))
+        # The whole trajectory is drawn now so each stage's observation and the realized
+        # fate come from one consistent run.
+        self.stage_states = []
+        for _ in range(self.n_stages):
+            self.stage_states.append(self.state.copy())
+            self._advance(self.updates_per_stage)
+        self.realized_fate = self._finish()
+        self.state = self.stage_states[0]
+
+    def _apply(self, gene: int, kind: str) -> None:
+        self.pins.add(0, gene, kind)
+        self.state = self.state.copy()
+        self.state[gene] = pin_value(kind)
+        self.n_perturbed += 1
+        self.perturbations.append((self.network.genes[gene], kind, self.stage))
+
+    def step(self, action):
+        action = int(action)
+        if self.task == "predict":
+            return self._step_predict(action)
+        reward = 0.0
+        info: dict[str, Any] = {}
+        valid = 0 <= action < self.n_actions and self._mask()[action] > 0
+        if not valid:
+            reward -= self.settings["invalid_action_penalty"]
+            info["invalid_action"] = True
+        before = self._potential(self.state) if self.settings["shaping"] else 0.0
+        if valid and action != NO_PERTURBATION:
+            gene, kind = self.decode_action(action)
+            self._apply(self.network.gene_index(gene), kind)
+            reward -= self.settings["perturbation_cost"]
+        else:
+            self._advance(self.updates_per_stage)
+            self.stage += 1
+        terminated = self.stage >= self.n_stages
+        if terminated:
+            fate = self._finish()
+            success = fate == self.target_index
+            reward += float(success)
+            info.update(
+                fate=self.world.fate_labels[fate],
+                success=bool(success),
+                perturbations=[(g, k) for g, k, _ in self.perturbations],
+                perturbation_stages=[st for *_, st in self.perturbations],
+            )
+        if self.settings["shaping"]:
+            after = 0.0 if terminated else self._potential(self.state)
+            reward += after - before
+        return self._obs(), reward, terminated, False, info
+
+    def _step_predict(self, action: int):
+        valid = 0 <= action < self.n_actions
+        self.predictions.append(action if valid else -1)
+        reward = (1.0 / self.n_stages) if action == self.realized_fate else 0.0
+        if not valid:
+            reward -= self.settings["invalid_action_penalty"]
+        self.stage += 1
+        terminated = self.stage >= self.n_stages
+        info: dict[str, Any] = {}
+        if terminated:
+            labels = self.world.fate_labels
+            correct = [p == self.realized_fate for p in self.predictions]
+            info.update(
+                fate=labels[self.realized_fate],
+                predictions=[labels[p] if p >= 0 else None for p in self.predictions],
+                accuracy=float(np.mean(correct)),
+                perturbations=[(g, k) for g, k, _ in self.perturbations],
+            )
+        else:
+            self.state = self.stage_states[self.stage]
+        return self._obs(), reward, terminated, False, info
+
+    def render(self):
+        on = [g for g, v in zip(self.network.genes, self.state) if v]
+        fate = self.world.fate_labels[int(self.world.classify(self.state[None, :])[0])]
+        return f"stage {self.stage}/{self.n_stages} nearest={fate} on={on} perturbed={self.perturbations}"
+
+
+ENV_NAME = "CellFate-v0"
+
+
+def register_env() -> str:
+    """Register with gymnasium (and with Ray Tune's registry when Ray is installed)."""
+    if ENV_NAME not in gym.registry:
+        gym.register(ENV_NAME, entry_point="envs.cell_fate_env:CellFateEnv")
+    try:
+        from ray.tune.registry import register_env as ray_register
+
+        ray_register(ENV_NAME, lambda cfg: CellFateEnv(dict(cfg)))
+    except ImportError:
+        pass
+    return ENV_NAME
