@@ -88,8 +88,9 @@ class _Parser:
             return Node("!", (self.unary(),))
         if tok == "(":
             node = self.or_expr()
-            if self.take() != ")":
+            if self.peek() != ")":
                 raise UserInputError(f"{self.where}: missing ')' in rule")
+            self.take()
             return node
         if tok in ("0", "1"):
             return Node("const", value=int(tok))

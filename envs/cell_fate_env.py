@@ -165,12 +165,17 @@ class CellFateEnv(gym.Env):
         return float((state[self._care] == sig[self._care]).mean())
 
     def _advance(self, n_updates: int) -> None:
-        self.state = self.network.run(self.state[None, :], n_updates, self.np_random, self.pins, self.settings["scheme"])[0]
+        if self.settings["scheme"] == "async":
+            self.state = self.network.run_cell(self.state, n_updates, self.np_random, self.pins.mask[0])
+        else:
+            self.state = self.network.run(self.state[None, :], n_updates, self.np_random, self.pins, "sync")[0]
 
     def _finish(self) -> int:
-        final = self.network.run_to_attractor(self.state[None, :], self.np_random, self.pins, self.settings["scheme"])
-        self.state = final[0]
-        return int(self.world.classify(final)[0])
+        if self.settings["scheme"] == "async":
+            self.state = self.network.run_cell_to_attractor(self.state, self.np_random, self.pins.mask[0])
+        else:
+            self.state = self.network.run_to_attractor(self.state[None, :], self.np_random, self.pins, "sync")[0]
+        return int(self.world.classify(self.state[None, :])[0])
 
     def _mask(self) -> np.ndarray:
         mask = np.ones(self.n_actions, dtype=np.float32)

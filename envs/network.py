@@ -9,6 +9,7 @@ loop over genes or cells.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -187,6 +188,65 @@ class BooleanNetwork:
             if self.is_fixed_point(states, pins).all():
                 break
         return states
+
+    # ---- one cell, pure Python: for the environment's hot path --------------------------
+
+    @cached_property
+    def _cell_tables(self) -> tuple[tuple[tuple[int, ...], bytes], ...]:
+        """Per gene (regulator indices, truth table as bytes): numpy's per-call overhead
+        dominates when a single cell is updated one gene at a time."""
+        return tuple(
+            (tuple(int(i) for i in self.inputs[g, : self.n_inputs[g]]), bytes(self.tables[g, : 1 << int(self.n_inputs[g])]))
+            for g in range(self.n_genes)
+        )
+
+    def _cell_value(self, cell: list[int], g: int) -> int:
+        ins, table = self._cell_tables[g]
+        code = 0
+        for j, i in enumerate(ins):
+            code |= cell[i] << j
+        return table[code]
+
+    def run_cell(
+        self, state: np.ndarray, n_updates: int, rng: np.random.Generator, pinned: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Asynchronous updates of one cell; genes where `pinned` is True keep their value.
+
+        Same law as `run(..., scheme="async")` on a batch of one, about 10x faster.
+        """
+        cell = [int(v) for v in state]
+        frozen = pinned.tolist() if pinned is not None else [False] * self.n_genes
+        tables = self._cell_tables
+        for g in rng.integers(0, self.n_genes, size=n_updates).tolist():
+            if frozen[g]:
+                continue
+            ins, table = tables[g]
+            code = 0
+            for j, i in enumerate(ins):
+                code |= cell[i] << j
+            cell[g] = table[code]
+        return np.array(cell, dtype=np.uint8)
+
+    def cell_is_fixed(self, state: np.ndarray, pinned: np.ndarray | None = None) -> bool:
+        cell = [int(v) for v in state]
+        frozen = pinned.tolist() if pinned is not None else [False] * self.n_genes
+        return all(frozen[g] or self._cell_value(cell, g) == cell[g] for g in range(self.n_genes))
+
+    def run_cell_to_attractor(
+        self,
+        state: np.ndarray,
+        rng: np.random.Generator,
+        pinned: np.ndarray | None = None,
+        max_updates: int | None = None,
+    ) -> np.ndarray:
+        """One cell, asynchronous, until a fixed point or `max_updates` (then the last state)."""
+        n = self.n_genes
+        max_updates = max_updates if max_updates is not None else 60 * n
+        done = 0
+        while done < max_updates and not self.cell_is_fixed(state, pinned):
+            state = self.run_cell(state, n, rng, pinned)
+            done += n
+        return state
 
     def to_bnet(self) -> str:
         """The network in bnet text (PyBoolNet / BoolNet / GINsim exchange format)."""
