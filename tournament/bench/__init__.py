@@ -1,0 +1,1 @@
+"""Benchmarks behind `tournament bench`; each module returns rows, the CLI prints and records them."""

@@ -1,0 +1,151 @@
+"""CLI commands about worlds: list them, ask the oracle, simulate perturbations, infer from data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from envs.errors import UserInputError
+from envs.network import PERTURBATION_KINDS, normalize_kind
+from envs.world import builtin_world_names, find_worlds, load_world
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(normalize_kind(k.strip()) for k in text.split(",") if k.strip()))
+
+
+def parse_perturbation(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise UserInputError(f"bad perturbation {text!r}; write GENE=ko or GENE=oe")
+    gene, kind = text.split("=", 1)
+    return gene.strip(), normalize_kind(kind.strip())
+
+
+@click.command("worlds")
+@click.option("--dir", "directory", type=click.Path(), default=None, help="Also list worlds saved below this directory.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def worlds_cmd(directory: str | None, as_json: bool) -> None:
+    """Every world with its genes, inputs, fates and start states."""
+    names: list[str] = list(builtin_world_names())
+    if directory:
+        if not Path(directory).is_dir():
+            raise UserInputError(f"--dir {directory!r} is not a directory")
+        names += [str(p) for p in find_worlds(directory)]
+    summaries = [load_world(n).summary() for n in names]
+    if as_json:
+        _echo_json(summaries)
+        return
+    for s in summaries:
+        click.echo(f"{s['name']}  ({s['source']}, {len(s['genes'])} genes)")
+        click.echo(f"  {s['description']}")
+        click.echo(f"  genes:  {', '.join(s['genes'])}")
+        click.echo(f"  inputs: {', '.join(s['inputs']) or '-'}")
+        click.echo(f"  fates:  {', '.join(s['fates'])}")
+        if s["stages"]:
+            click.echo(f"  stages: {' -> '.join(s['stages'])}")
+        for name, on in s["start_states"].items():
+            mark = " (default)" if name == s["default_start"] else ""
+            click.echo(f"  start {name}{mark}: {', '.join(on) or 'all off'}")
+        click.echo("")
+
+
+@click.command("oracle")
+@click.option("--world", required=True, help="Built-in world name or a world directory.")
+@click.option("--task", type=click.Choice(["steer", "predict"]), default="steer", show_default=True)
+@click.option("--target", default=None, help="Target fate (steer).")
+@click.option("--max-perturb", type=int, required=True, help="At most this many perturbations.")
+@click.option("--kinds", default=",".join(PERTURBATION_KINDS), show_default=True)
+@click.option("--start", default=None, help="Start state name (default: the world's).")
+@click.option("--top", type=int, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def oracle_cmd(world, task, target, max_perturb, kinds, start, top, as_json) -> None:
+    """The best perturbation sets and their exact success probability (or Bayes-optimal accuracy)."""
+    from envs.oracle import bayes_optimal_accuracy, best_perturbations
+
+    w = load_world(world)
+    kinds_t = parse_kinds(kinds)
+    _check_max_perturb(max_perturb, w)
+    if task == "predict":
+        result = bayes_optimal_accuracy(w, max_perturb, kinds_t, start=start)
+        if as_json:
+            _echo_json({"task": "predict", "max_perturb": max_perturb, **result})
+        else:
+            exact = "exact" if result["exact"] else f"estimate ± {result['stderr']:.3f}"
+            click.echo(f"Bayes-optimal time-0 accuracy, {w.name}, MAX_PERTURB {max_perturb}: "
+                       f"{result['optimum']:.4f} ({exact}; {result['method']})")
+        return
+    if target is None:
+        raise UserInputError(f"--target is required for steer; valid choices: {', '.join(w.fates)}")
+    result = best_perturbations(w, target, max_perturb, kinds_t, start=start, top=top)
+    if as_json:
+        _echo_json(result.to_json())
+        return
+    click.echo(f"{w.name}: steer to {target}, at most {max_perturb} perturbation(s) of {', '.join(kinds_t)}")
+    click.echo("baseline (no perturbation): " + _fmt_fates(result.baseline))
+    click.echo(f"optimum: {result.optimum:.4f}  ({'exact' if result.exact else 'best found, a lower bound'}; {result.method})")
+    for i, entry in enumerate(result.best[:top], start=1):
+        sets = ", ".join(f"{g} {k}" for g, k in entry["perturbations"]) or "none"
+        click.echo(f"  {i}. p={entry['probability']:.4f}  {sets}")
+
+
+def _check_max_perturb(k: int, world) -> None:
+    if k < 0 or k > world.n_genes:
+        raise UserInputError(f"--max-perturb must be in 0..{world.n_genes} for world {world.name}, got {k}")
+
+
+def _fmt_fates(fates: dict[str, float]) -> str:
+    return "  ".join(f"{f} {p:.3f}" for f, p in fates.items())
+
+
+@click.command("simulate")
+@click.option("--world", required=True)
+@click.option("--perturb", "perturb", multiple=True, help="GENE=ko or GENE=oe; repeat for several.")
+@click.option("--start", default=None)
+@click.option("--cells", type=int, default=4000, show_default=True, help="Monte-Carlo cells where exact is out of reach.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def simulate_cmd(world, perturb, start, cells, seed, as_json) -> None:
+    """Fate distribution of a progenitor under perturbations (exact where the network is small)."""
+    from envs.oracle import fate_distribution
+
+    w = load_world(world)
+    perturbations = [parse_perturbation(p) for p in perturb]
+    dist = fate_distribution(w, perturbations, start=start, n_cells=cells, seed=seed)
+    if as_json:
+        _echo_json({"world": w.name, "perturbations": perturbations, **dist.to_json()})
+        return
+    label = ", ".join(f"{g} {k}" for g, k in perturbations) or "none"
+    click.echo(f"{w.name}, start {start or w.default_start}, perturbations: {label}")
+    click.echo(f"method: {dist.method}")
+    for fate, p in dist.probabilities.items():
+        se = dist.stderr.get(fate, 0.0)
+        bar = "#" * int(round(p * 40))
+        err = f" ± {se:.3f}" if se else ""
+        click.echo(f"  {fate:<10} {p:6.3f}{err}  {bar}")
+
+
+@click.command("infer")
+@click.argument("data", type=click.Path())
+@click.option("--pseudotime", default="pseudotime", show_default=True, help="obs column with pseudotime (computed if absent and --root given).")
+@click.option("--cell-type", "cell_type", default="cell_type", show_default=True, help="obs column with cell types.")
+@click.option("--genes", default=None, help="Comma-separated genes (default: automatic).")
+@click.option("--n-genes", type=int, default=20, show_default=True)
+@click.option("--root", default=None, help="Root cell for diffusion pseudotime when the data has none.")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Directory to write the world to.")
+def infer_cmd(data, pseudotime, cell_type, genes, n_genes, root, out_dir) -> None:
+    """Infer a world (rules, fates, start states) from single-cell data along pseudotime."""
+    from tournament.infer_cmd import run_infer
+
+    gene_list = [g.strip() for g in genes.split(",")] if genes else None
+    result, path = run_infer(data, pseudotime, cell_type, gene_list, out_dir, root=root, n_genes=n_genes)
+    click.echo(result.report())
+    click.echo(f"\nworld written to {path} (use it in a spec as world: {path})")
+
+
+COMMANDS = (worlds_cmd, oracle_cmd, simulate_cmd, infer_cmd)
