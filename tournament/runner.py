@@ -1,0 +1,557 @@
+"""Run a tournament: one Ray Tune experiment of grid x Optuna tuning and the final seeds.
+
+`run_tournament(spec)` validates nothing itself (the spec is already valid), prepares the run
+directory (spec.yaml, manifest.json, oracle.json), starts or joins Ray, and runs one Tune
+experiment whose searcher (tournament.search.CellSearcher) hands out tuning trials cell by cell
+and, as each cell finishes tuning, its best configuration once per final seed. A Tune callback
+on the driver (`RunDirCallback`) appends trials.csv / curves.csv / final_scores.csv and keeps
+status.json and the terminal progress display current.
+
+Ray: embedded local Ray by default (`ray.init(num_cpus=...)`), or `execution.address`
+(auto, ray://..., host:port) to join a cluster; a Ray already initialised in this process is
+used as it is. Storage: a local path (the run directory is `<storage>/<name>`) or a URI (s3://,
+gs://, file://, any pyarrow filesystem): the Tune experiment goes to `<uri>/<name>/tune` and the
+tables are written to a local mirror `runs/<name>` and uploaded to `<uri>/<name>` at the end.
+
+Resume (`resume=True`, `tournament resume RUN`): a new Tune experiment (`tune/attempt-N`) over
+the same run directory. Our own bookkeeping, not Tuner.restore, decides what is left: tuning
+trials from the Optuna journal (finished trials count; a trial running when the driver died is
+re-run with the same parameters and seed) and final trials from trials.csv. Tuner.restore
+would depend on Tune's periodic experiment snapshot, which a SIGKILL can leave older than the
+journal, so finished trials could run twice; the journal is written at every ask and tell.
+Partial curves of interrupted trials are dropped (the trial re-runs under the same id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from envs.errors import UserInputError
+from tournament.cells import Cell, expand_grid
+from tournament.progress import ProgressDisplay, ProgressTracker
+from tournament.rundir import (
+    CURVE_COLUMNS,
+    FINAL_COLUMNS,
+    TRIAL_COLUMNS,
+    RunPaths,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    new_manifest,
+    now_iso,
+    read_csv,
+    read_json,
+)
+from tournament.spec import TournamentSpec, parse_spec
+
+DEFAULT_LOCAL_ROOT = "runs"
+log = logging.getLogger("tournament")
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def run_dir_for(spec: TournamentSpec) -> Path:
+    """The local run directory: `<storage>/<name>`, or `runs/<name>` mirroring a URI."""
+    storage = spec.execution.storage
+    return Path(DEFAULT_LOCAL_ROOT if is_uri(storage) else storage) / spec.name
+
+
+# ---- oracle ---------------------------------------------------------------------------------------
+
+
+def _oracle_start(spec: TournamentSpec) -> Any:
+    start = spec.env.get("start")
+    if isinstance(start, (list, tuple)):
+        return start[0] if len(start) == 1 else list(start)
+    return start
+
+
+def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") -> dict[str, dict]:
+    """oracle.json entries for every (world, task, target, max_perturb) of the grid, computed once."""
+    from envs.world import load_world
+
+    oracle: dict[str, dict] = read_json(path, {}) or {}
+    start = _oracle_start(spec)
+    for cell in cells:
+        key = cell.oracle_key
+        if key in oracle:
+            continue
+        world = load_world(cell.world)
+        try:
+            from envs.oracle import bayes_optimal_accuracy, best_perturbations
+
+            if cell.task == "steer":
+                s = start if not isinstance(start, list) else start[0]
+                res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=s, top=10)
+                entry = {"optimum": float(res.optimum), "exact": bool(res.exact), "method": res.method,
+                         "baseline": res.baseline, "best": res.best}
+            else:
+                res = bayes_optimal_accuracy(world, cell.max_perturb, tuple(spec.kinds), start=start)
+                entry = {"optimum": float(res["optimum"]), "exact": bool(res["exact"]), "method": res["method"],
+                         "baseline": {}, "best": [], "stderr": res.get("stderr")}
+        except UserInputError:
+            raise
+        except Exception as exc:  # the tournament is still worth running without an optimum
+            entry = {"optimum": None, "exact": False, "method": f"unavailable: {type(exc).__name__}: {exc}",
+                     "baseline": {}, "best": []}
+        oracle[key] = entry
+        atomic_write_json(path, oracle)
+    return oracle
+
+
+# ---- the driver callback ----------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def _error_line(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    text = ""
+    try:
+        if path and Path(path).is_file():
+            text = Path(path).read_text()
+    except OSError:
+        pass
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    reason = lines[-1] if lines else "the trial raised an error"
+    return f"raised after {getattr(trial, 'num_failures', 0)} attempt(s): {reason}"[:500]
+
+
+def _tune_callback_base() -> type:
+    from ray.tune import Callback
+
+    return Callback
+
+
+class RunDirCallback(_tune_callback_base()):
+    """Keeps the run directory's tables, status.json and the progress display current."""
+
+    def __init__(self, paths: RunPaths, cells: dict[str, Cell], tracker: ProgressTracker, searcher: Any,
+                 display: ProgressDisplay, flush_every_s: float = 3.0):
+        self.paths = paths
+        self.cells = cells
+        self.tracker = tracker
+        self.searcher = searcher
+        self.display = display
+        self.flush_every_s = flush_every_s
+        self.trials: dict[str, dict] = {r["trial_id"]: r for r in read_csv(paths.trials)}
+        self.finals: dict[tuple[str, str], dict] = {(r["cell_id"], r["seed"]): r for r in read_csv(paths.final_scores)}
+        # curves of trials that never finished are dropped: those trials run again under the same id
+        self.curves: list[dict] = [r for r in read_csv(paths.curves) if r["trial_id"] in self.trials]
+        self._curve_keys = {(r["trial_id"], str(r["iteration"])) for r in self.curves}
+        self._dirty = True
+        self._last_flush = 0.0
+        self.flush(force=True)
+
+    # -- helpers --
+    @staticmethod
+    def _meta(trial: Any) -> dict:
+        return trial.config.get("meta", {})
+
+    def _record(self, trial: Any, result: dict | None, error: str | None) -> None:
+        meta = self._meta(trial)
+        key = meta.get("trial_key") or trial.trial_id
+        cell = self.cells.get(meta.get("cell_id", ""))
+        result = result or {}
+        failed = error is not None or bool(result.get("failed"))
+        reason = error or str(result.get("fail_reason") or "")
+        if not failed and not result.get("finished", False):
+            reason = "stopped early (median rule within its cell)" if result else "stopped before reporting"
+        row = {
+            "trial_id": key,
+            "phase": meta.get("phase", ""),
+            **(cell.describe() if cell else {"cell_id": meta.get("cell_id", "")}),
+            "seed": trial.config.get("trial", {}).get("seed"),
+            "hparams": json.dumps(meta.get("hparams", {}), sort_keys=True),
+            "status": "failed" if failed else "ok",
+            "fail_reason": reason,
+            "score": _num(result.get("score")),
+            "normalized_score": _num(result.get("normalized_score")),
+            "env_steps": result.get("env_steps"),
+            "steps_to_90": _num(result.get("steps_to_90")),
+            "cpu_seconds": _num(result.get("cpu_seconds")),
+            "wall_seconds": _num(result.get("wall_seconds")),
+            "node_id": result.get("node_id", ""),
+        }
+        if row["steps_to_90"] is not None:
+            row["steps_to_90"] = int(row["steps_to_90"])
+        self.trials[key] = row
+        if row["phase"] == "final" and not failed and cell is not None:
+            self.finals[(cell.cell_id, str(row["seed"]))] = {
+                **cell.describe(),
+                "seed": row["seed"],
+                "score": row["score"],
+                "normalized_score": row["normalized_score"],
+                "steps_to_90": row["steps_to_90"],
+                "cpu_seconds": row["cpu_seconds"],
+                "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task == "steer" else "",
+            }
+        self.tracker.finish(key, ok=not failed, cell_id=row["cell_id"], score=row["score"] if not failed else None)
+        self._dirty = True
+        self.flush(force=True)
+        # only now that the row is on disk may the study learn the outcome (see CellSearcher)
+        if hasattr(self.searcher, "commit"):
+            self.searcher.commit(trial.trial_id)
+        self._update_phase()
+        self.tracker.write(self.paths.status)
+
+    def _update_phase(self) -> None:
+        if hasattr(self.searcher, "tuning_done") and self.tracker.phase in ("tune", "final"):
+            self.tracker.phase = "final" if self.searcher.tuning_done else "tune"
+        if hasattr(self.searcher, "counts"):
+            self.tracker.planned = self.searcher.counts()["planned"]
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and (not self._dirty or now - self._last_flush < self.flush_every_s):
+            return
+        atomic_write_csv(self.paths.trials, TRIAL_COLUMNS, list(self.trials.values()))
+        atomic_write_csv(self.paths.final_scores, FINAL_COLUMNS, list(self.finals.values()))
+        atomic_write_csv(self.paths.curves, CURVE_COLUMNS, self.curves)
+        self.tracker.write(self.paths.status)
+        self._dirty = False
+        self._last_flush = now
+
+    # -- Tune hooks --
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.tracker.start(self._meta(trial).get("trial_key") or trial.trial_id)
+        self.display.update(self.tracker.status())
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        meta = self._meta(trial)
+        key = meta.get("trial_key") or trial.trial_id
+        it = result.get("iteration", result.get("training_iteration"))
+        if (key, str(it)) in self._curve_keys:
+            return  # re-reported after a restart from an older checkpoint
+        self._curve_keys.add((key, str(it)))
+        self.curves.append({
+            "trial_id": key, "phase": meta.get("phase", ""), "cell_id": meta.get("cell_id", ""),
+            "seed": trial.config.get("trial", {}).get("seed"), "iteration": it,
+            "env_steps": result.get("env_steps"), "stage": result.get("stage", ""),
+            "episode_return_mean": _num(result.get("episode_return_mean")),
+            "eval_score": _num(result.get("eval_score")),
+            "frac_lr_max": _num(result.get("frac_lr_max")), "lr_mean": _num(result.get("lr_mean")),
+        })
+        self._dirty = True
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial, trial.last_result, None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial, trial.last_result, _error_line(trial))
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.flush()
+        self.display.update(self.tracker.status())
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if hasattr(self.searcher, "commit_all"):
+            self.searcher.commit_all()
+        self.flush(force=True)
+
+
+# ---- Ray ------------------------------------------------------------------------------------------
+
+
+def _quiet_ray_logs() -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # legacy reporter: honours verbose=0
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    for name in ("ray", "ray.tune", "ray.train", "ray.rllib", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def init_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Start (or join) Ray unless this process already has it; True when started here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    _quiet_ray_logs()
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+    return True
+
+
+def _storage(spec: TournamentSpec, local_root: Path, attempt_dir: str) -> tuple[str, Any, str | None]:
+    """(Tune storage_path, storage_filesystem or None, URI of the run dir or None)."""
+    storage = spec.execution.storage
+    if not is_uri(storage):
+        return str((local_root / "tune").resolve()), None, None
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(storage.rstrip("/"))
+    run_path = f"{path.rstrip('/')}/{spec.name}"
+    return f"{run_path}/tune", fs, run_path
+
+
+def _upload(local_root: Path, fs: Any, run_path: str) -> None:
+    """Copy the local mirror's tables to the storage URI (the Tune experiment is already there)."""
+    import pyarrow.fs as pafs
+
+    fs.create_dir(run_path, recursive=True)
+    for item in sorted(local_root.rglob("*")):
+        rel = item.relative_to(local_root)
+        if rel.parts and rel.parts[0] == "tune":
+            continue
+        if item.is_dir():
+            fs.create_dir(f"{run_path}/{rel.as_posix()}", recursive=True)
+        else:
+            pafs.copy_files(str(item), f"{run_path}/{rel.as_posix()}", source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=fs)
+
+
+def _trial_dirname(trial: Any) -> str:
+    key = trial.config.get("meta", {}).get("trial_key", "trial")
+    return f"{key}_{trial.trial_id}"[:120]
+
+
+def _grid_part(spec: TournamentSpec) -> dict:
+    data = spec.model_dump(mode="json")
+    data.pop("execution", None)
+    return data
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+            if d:
+                return d
+        return None
+    return None if a == b else (path or "<top>")
+
+
+# ---- the tournament --------------------------------------------------------------------------------
+
+
+def run_tournament(
+    spec: TournamentSpec,
+    resume: bool = False,
+    run_dir: "str | Path | None" = None,
+    progress: bool = True,
+    build_report: bool = True,
+    command: list[str] | None = None,
+) -> Path:
+    """Run (or resume) a tournament to completion; returns the local run directory."""
+    root = Path(run_dir) if run_dir is not None else run_dir_for(spec)
+    paths = RunPaths(root)
+    if paths.spec.exists():
+        if not resume:
+            raise UserInputError(
+                f"run directory {root} already exists; continue it with `tournament resume {root}` "
+                f"(or `tournament run SPEC --resume`), or give the spec another name"
+            )
+        import yaml
+
+        old = parse_spec(yaml.safe_load(paths.spec.read_text()), str(paths.spec))
+        diff = _first_difference(_grid_part(old), _grid_part(spec))
+        if diff:
+            raise UserInputError(f"{diff}: the spec differs from the one run {root} started with; "
+                                 "only execution settings may change on resume")
+    root.mkdir(parents=True, exist_ok=True)
+    paths.optuna_dir.mkdir(exist_ok=True)
+    atomic_write_text(paths.spec, spec.to_yaml())
+
+    manifest = read_json(paths.manifest) or new_manifest(command)
+    attempt = len(manifest.get("sessions", []))
+    manifest["sessions"] = manifest.get("sessions", []) + [{"start": now_iso(), "command": command or sys.argv}]
+    manifest.update(status="running", end_time=None)
+    atomic_write_json(paths.manifest, manifest)
+
+    cells = expand_grid(spec)
+    cells_by_id = {c.cell_id: c for c in cells}
+    status = "failed"
+    started_ray = False
+    display = ProgressDisplay(spec.name, enabled=progress)
+    try:
+        write_status(paths, "oracle")
+        oracle = compute_oracle(spec, cells, paths.oracle)
+        started_ray = init_ray(spec.execution.address, spec.execution.num_cpus)
+        storage_path, storage_fs, uri_run_path = _storage(spec, root, f"attempt-{attempt}")
+        searcher = _make_searcher(spec, cells, cells_by_id, oracle, paths)
+        counts = searcher.counts()
+        previous = read_csv(paths.trials)
+        best: dict[str, float] = {}
+        for r in previous:
+            if r["status"] == "ok" and r["score"]:
+                best[r["cell_id"]] = max(best.get(r["cell_id"], -math.inf), float(r["score"]))
+        old_status = read_json(paths.status, {}) or {}
+        tracker = ProgressTracker(
+            planned=counts["planned"],
+            done=sum(r["status"] == "ok" for r in previous),
+            failed=sum(r["status"] == "failed" for r in previous),
+            best=best,
+            elapsed_before=float(old_status.get("elapsed_s") or 0.0) if resume else 0.0,
+        )
+        tracker.phase = "final" if searcher.tuning_done else "tune"
+        callback = RunDirCallback(paths, cells_by_id, tracker, searcher, display)
+        with display:
+            display.update(tracker.status(), force=True)
+            _fit(spec, searcher, callback, storage_path, storage_fs, f"attempt-{attempt}", cells, cells_by_id, oracle)
+            callback.flush(force=True)
+        complete = searcher._all_handed_out() and not tracker.running and tracker.remaining == 0
+        status = "finished" if complete else "interrupted"
+        if complete and build_report:
+            write_status(paths, "report", tracker)
+            _build_report(root)
+        tracker.phase = "done" if complete else tracker.phase
+        tracker.write(paths.status)
+        if uri_run_path is not None:
+            _upload(root, storage_fs, uri_run_path)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest = read_json(paths.manifest) or manifest
+        manifest.update(status=status, end_time=now_iso())
+        manifest["sessions"][-1]["end"] = now_iso()
+        manifest["sessions"][-1]["status"] = status
+        atomic_write_json(paths.manifest, manifest)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return root
+
+
+def write_status(paths: RunPaths, phase: str, tracker: ProgressTracker | None = None) -> None:
+    if tracker is not None:
+        tracker.phase = phase
+        tracker.write(paths.status)
+        return
+    old = read_json(paths.status, {}) or {}
+    old.update(phase=phase, updated=now_iso())
+    old.setdefault("trials", {"done": 0, "running": 0, "failed": 0, "remaining": 0})
+    old.setdefault("best_per_cell", {})
+    old.setdefault("elapsed_s", 0.0)
+    old.setdefault("eta_s", None)
+    atomic_write_json(paths.status, old)
+
+
+def _make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[str, Cell], oracle: dict,
+                   paths: RunPaths) -> Any:
+    from tournament.search import CellSearcher, spec_sampler
+
+    def make_config(cid: str, phase: str, params: dict, seed: int, key: str) -> dict:
+        cell = cells_by_id[cid]
+        optimum = (oracle.get(cell.oracle_key) or {}).get("optimum")
+        hparams = {**params["optimizer_hparams"], **params["algo_hparams"]}
+        return {
+            "trial": cell.trial_config(spec, params["optimizer_hparams"], params["algo_hparams"], seed),
+            "meta": {
+                "phase": phase, "cell_id": cid, "trial_key": key, "runner": spec.execution.runner,
+                "eval_every": spec.evaluation.every_iterations, "eval_episodes": spec.evaluation.episodes,
+                "final_eval_episodes": spec.final.eval_episodes, "eval_seed": spec.evaluation.seed,
+                "checkpoint_every": spec.execution.checkpoint_every, "optimum": optimum, "hparams": hparams,
+            },
+        }
+
+    final_done = {(r["cell_id"], int(r["seed"])) for r in read_csv(paths.trials) if r["phase"] == "final"}
+    return CellSearcher(
+        [c.cell_id for c in cells],
+        spec.hpo.trials_per_cell,
+        paths.studies,
+        spec_sampler(spec, cells_by_id),
+        make_config,
+        final_seeds=[spec.final.seed_base + j for j in range(spec.final.seeds)],
+        tune_seed=lambda slot: spec.hpo.seed_base + slot,
+        sampler=spec.hpo.sampler,
+        seed=spec.hpo.seed,
+        n_startup_trials=spec.hpo.n_startup_trials,
+        final_done=final_done,
+        defer_tell=True,
+    )
+
+
+def _max_concurrent(spec: TournamentSpec, example_config: dict) -> int:
+    import ray
+
+    from tournament.trainable import resource_request
+
+    if spec.execution.max_concurrent:
+        return spec.execution.max_concurrent
+    need = resource_request(example_config).required_resources.get("CPU", 1.0) or 1.0
+    have = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(have // need))
+
+
+def _fit(spec: TournamentSpec, searcher: Any, callback: RunDirCallback, storage_path: str, storage_fs: Any,
+         name: str, cells: list[Cell], cells_by_id: dict[str, Cell], oracle: dict) -> None:
+    from ray import tune
+
+    from tournament.early_stopping import CellMedianStopping
+    from tournament.trainable import resource_request, train_trial
+
+    example = searcher.config_fn(cells[0].cell_id, "tune",
+                                 {"optimizer_hparams": {"lr": 1e-3, "lr_min": 1e-3, "lr_max": 1e-3}, "algo_hparams": {}},
+                                 0, "probe")
+    scheduler = None
+    if spec.early_stopping.enabled:
+        scheduler = CellMedianStopping(grace_iterations=spec.early_stopping.grace_iterations,
+                                       min_trials=spec.early_stopping.min_trials)
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, resource_request),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=-1,
+            max_concurrent_trials=_max_concurrent(spec, example),
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+            trial_name_creator=lambda t: t.config.get("meta", {}).get("trial_key", t.trial_id),
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[callback],
+            verbose=0,
+            progress_reporter=None,
+        ),
+    )
+    tuner.fit()
+
+
+def _build_report(root: Path) -> None:
+    try:
+        from tournament.report import build_report
+    except ImportError as exc:
+        print(f"note: the report is not available in this build ({exc}); tables are in {root}", file=sys.stderr)
+        return
+    try:
+        build_report(root)
+    except Exception as exc:  # the tournament's data is safe; the report can be rebuilt later
+        print(f"warning: building the report failed ({type(exc).__name__}: {exc}); "
+              f"rebuild it with `tournament report {root}`", file=sys.stderr)
+
+
+def resume_tournament(run_dir: "str | Path", progress: bool = True, **execution: Any) -> Path:
+    """Continue a stopped or killed tournament from its run directory."""
+    import yaml
+
+    from tournament.spec import with_overrides
+
+    root = Path(run_dir)
+    spec_path = RunPaths(root).spec
+    if not spec_path.is_file():
+        raise UserInputError(f"{root} is not a run directory (no spec.yaml)")
+    spec = parse_spec(yaml.safe_load(spec_path.read_text()), str(spec_path))
+    spec = with_overrides(spec, **execution)
+    return run_tournament(spec, resume=True, run_dir=root, progress=progress)
