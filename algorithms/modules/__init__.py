@@ -1,0 +1,90 @@
+"""RLModules for CellFateEnv (GNN over the gene network, MLP baseline) and their model_config.
+
+``model_config(world, task, kinds, kind, options)`` turns a world and the user's
+module options into the plain dict RLlib ships to every worker: the graph
+(edges, signs, fate signatures) is built here once, from the world, and
+travels in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envs.cell_fate_env import N_NODE_FEATURES
+from envs.errors import UserInputError, choices_error
+from envs.world import World
+
+from algorithms.modules.base import MASKED_LOGIT, CellFateModule, Encoded, apply_action_mask
+from algorithms.modules.gnn import BACKENDS, CONVS, GNNModule
+from algorithms.modules.mlp import MLPModule
+
+MODULE_KINDS = ("gnn", "mlp")
+MODULE_CLASSES: dict[str, type[CellFateModule]] = {"gnn": GNNModule, "mlp": MLPModule}
+# The observation each kind reads from CellFateEnv.
+OBSERVATION = {"gnn": "graph", "mlp": "flat"}
+
+_COMMON_DEFAULTS: dict[str, Any] = {"hidden": 64, "share_encoder": False, "q_heads": 0}
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "gnn": {**_COMMON_DEFAULTS, "conv": "gcn", "layers": 2, "heads": 2, "backend": "sparse"},
+    "mlp": {**_COMMON_DEFAULTS, "layers": 2},
+}
+
+
+def module_class(kind: str) -> type[CellFateModule]:
+    if kind not in MODULE_CLASSES:
+        raise choices_error("module", kind, MODULE_KINDS)
+    return MODULE_CLASSES[kind]
+
+
+def model_config(
+    world: World, task: str, kinds: tuple[str, ...], kind: str = "gnn", options: dict | None = None
+) -> dict[str, Any]:
+    """The module's model_config for `world`; unknown or bad options raise UserInputError."""
+    module_class(kind)
+    defaults = DEFAULT_OPTIONS[kind]
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise choices_error(f"{kind} module option", unknown[0], sorted(defaults))
+    cfg = {**defaults, **options}
+    for key in ("hidden", "layers", "heads", "q_heads"):
+        if key in cfg and (not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < (0 if key == "q_heads" else 1)):
+            raise UserInputError(f"module option {key} must be a positive integer, got {cfg[key]!r}")
+    if kind == "gnn":
+        if cfg["conv"] not in CONVS:
+            raise choices_error("GNN conv", cfg["conv"], CONVS)
+        if cfg["backend"] not in BACKENDS:
+            raise choices_error("GNN backend", cfg["backend"], BACKENDS)
+        if cfg["conv"] == "gat" and cfg["hidden"] % cfg["heads"]:
+            raise UserInputError(f"GAT heads ({cfg['heads']}) must divide hidden ({cfg['hidden']})")
+    n = world.n_genes
+    if task not in ("steer", "predict"):
+        raise choices_error("task", task, ("steer", "predict"))
+    edge_index, edge_sign = world.network.edge_index()
+    cfg.update(
+        task=task,
+        n_genes=n,
+        n_kinds=len(kinds),
+        n_fates=len(world.fates),
+        n_actions=1 + n * len(kinds) if task == "steer" else len(world.fate_labels),
+        node_features=N_NODE_FEATURES,
+        edge_index=edge_index.tolist(),
+        edge_sign=edge_sign.tolist(),
+        signatures=world.signatures.astype(int).tolist(),
+    )
+    return cfg
+
+
+__all__ = [
+    "MASKED_LOGIT",
+    "MODULE_CLASSES",
+    "MODULE_KINDS",
+    "OBSERVATION",
+    "CellFateModule",
+    "Encoded",
+    "GNNModule",
+    "MLPModule",
+    "apply_action_mask",
+    "model_config",
+    "module_class",
+]

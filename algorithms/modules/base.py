@@ -1,0 +1,188 @@
+"""Shared RLModule machinery for the cell-fate policies: heads, masking, parameter groups.
+
+A module is built from three parts that a subclass supplies:
+
+- ``make_encoder()``: an ``nn.Module`` mapping the observation dict to an
+  :class:`Encoded` (per-gene embeddings, or None for the MLP, and one pooled
+  embedding per cell);
+- ``make_action_head()``: an ``nn.Module`` mapping an :class:`Encoded` to one
+  value per action, in the environment's action order (used for the policy
+  logits and, with its own encoder, for each Q-network);
+- ``embedding_dim``: the width of the pooled embedding (the value head's input).
+
+Networks and parameter groups (what the learners optimize separately)::
+
+    actor   = pi_encoder -> pi_head            actor_parameters()
+    critic  = vf_encoder -> vf_head            critic_parameters()
+              (vf_encoder is pi_encoder when model_config["share_encoder"])
+    Q net i = qf_encoders[i] -> qf_heads[i]    q_parameters(i), i < model_config["q_heads"]
+
+With the default ``share_encoder=False`` the actor's logits depend on actor
+parameters only (:meth:`action_logits`), which TRPO's natural-gradient step
+needs; the critic then has its own encoder. SAC-discrete sets ``q_heads=2``:
+:meth:`compute_q_values` returns Q(s, .) for every action (B, n_actions) from
+Q-net ``i``, and :meth:`make_target_networks` / :meth:`get_target_network_pairs` /
+:meth:`forward_target` implement RLlib's ``TargetNetworkAPI`` contract (the
+minimum over the twin target nets), so a SAC module is
+``class GNNSACModule(GNNModule, QNetAPI, TargetNetworkAPI)`` with no new code.
+
+Masking: invalid actions get the logit ``MASKED_LOGIT`` through ``torch.where``
+(not ``log(mask)``, which would put -inf into the graph): their probability is
+exactly 0, their gradient is 0, and entropy / KL stay finite.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from torch import nn
+
+MASKED_LOGIT = -1e9
+
+
+@dataclass
+class Encoded:
+    """What an encoder returns: per-gene embeddings (B, n, H) or None, and a pooled (B, H)."""
+
+    nodes: torch.Tensor | None
+    pooled: torch.Tensor
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.Tanh, last_activation: bool = False) -> nn.Sequential:
+    """A plain fully connected stack; the last layer is linear unless `last_activation`."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def apply_action_mask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Invalid actions (mask 0) get MASKED_LOGIT; valid logits pass through unchanged."""
+    return torch.where(mask > 0.5, logits, torch.full_like(logits, MASKED_LOGIT))
+
+
+class CellFateModule(TorchRLModule, ValueFunctionAPI):
+    """Base class of GNNModule and MLPModule; see the module docstring for the layout.
+
+    ``model_config`` keys shared by all modules (built by ``algorithms.modules.model_config``):
+    task, n_genes, n_kinds, n_actions, n_fates, hidden, share_encoder, q_heads.
+    """
+
+    # ---- subclass hooks -------------------------------------------------------------
+
+    embedding_dim: int
+
+    def make_encoder(self) -> nn.Module:
+        raise NotImplementedError
+
+    def make_action_head(self) -> nn.Module:
+        raise NotImplementedError
+
+    # ---- construction -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        cfg = self.model_config
+        self.task: str = cfg["task"]
+        self.n_actions: int = int(cfg["n_actions"])
+        if self.action_space is not None and getattr(self.action_space, "n", self.n_actions) != self.n_actions:
+            raise ValueError(f"model_config says {self.n_actions} actions, the action space has {self.action_space.n}")
+        self.pi_encoder = self.make_encoder()
+        self.pi_head = self.make_action_head()
+        self.share_encoder = bool(cfg.get("share_encoder", False))
+        self.vf_encoder = None if self.share_encoder else self.make_encoder()
+        self.vf_head = mlp([self.embedding_dim, self.embedding_dim, 1])
+        n_q = int(cfg.get("q_heads", 0))
+        self.qf_encoders = nn.ModuleList(self.make_encoder() for _ in range(n_q))
+        self.qf_heads = nn.ModuleList(self.make_action_head() for _ in range(n_q))
+
+    # ---- parameter groups -----------------------------------------------------------
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """Parameters the policy logits depend on (encoder shared with the critic included)."""
+        return [*self.pi_encoder.parameters(), *self.pi_head.parameters()]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """State-value parameters; only the value head when the encoder is shared."""
+        enc = [] if self.vf_encoder is None else list(self.vf_encoder.parameters())
+        return [*enc, *self.vf_head.parameters()]
+
+    def q_parameters(self, index: int) -> list[nn.Parameter]:
+        """Parameters of Q-network `index` (SAC: 0 = qf, 1 = qf_twin)."""
+        return [*self.qf_encoders[index].parameters(), *self.qf_heads[index].parameters()]
+
+    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Every parameter group by name; their union is every trainable parameter."""
+        groups = {"actor": self.actor_parameters(), "critic": self.critic_parameters()}
+        for i in range(len(self.qf_heads)):
+            groups[f"q{i}"] = self.q_parameters(i)
+        return groups
+
+    # ---- forward passes -----------------------------------------------------------------
+
+    @staticmethod
+    def _obs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        obs = batch[Columns.OBS]
+        if not isinstance(obs, dict):
+            raise ValueError("cell-fate modules need the Dict observation {'x', 'action_mask'}")
+        return obs
+
+    def action_logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Masked policy logits (B, n_actions); differentiable in actor parameters only."""
+        obs = self._obs(batch)
+        return apply_action_mask(self.pi_head(self.pi_encoder(obs)), obs["action_mask"])
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.action_logits(batch)}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        obs = self._obs(batch)
+        encoded = self.pi_encoder(obs)
+        out = {Columns.ACTION_DIST_INPUTS: apply_action_mask(self.pi_head(encoded), obs["action_mask"])}
+        if self.share_encoder:
+            # Saves PPO's value loss a second encoder pass.
+            out[Columns.EMBEDDINGS] = encoded.pooled
+        return out
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any | None = None) -> torch.Tensor:
+        """State values (B,) for GAE and the value loss."""
+        if embeddings is None:
+            encoder = self.pi_encoder if self.vf_encoder is None else self.vf_encoder
+            embeddings = encoder(self._obs(batch)).pooled
+        return self.vf_head(embeddings).squeeze(-1)
+
+    # ---- Q-networks (SAC-discrete) --------------------------------------------------------
+
+    def _q(self, batch: dict[str, Any], encoders: nn.ModuleList, heads: nn.ModuleList, index: int | None) -> torch.Tensor:
+        obs = self._obs(batch)
+        if not len(heads):
+            raise ValueError("this module has no Q-networks; build it with model_config['q_heads'] >= 1")
+        chosen = range(len(heads)) if index is None else [index]
+        qs = [heads[i](encoders[i](obs)) for i in chosen]
+        return torch.stack(qs).min(dim=0).values if len(qs) > 1 else qs[0]
+
+    def compute_q_values(self, batch: dict[str, Any], index: int | None = None) -> torch.Tensor:
+        """Q(s, a) for every action, (B, n_actions), unmasked: from net `index`, or the
+        minimum over all nets when `index` is None (clipped double-Q)."""
+        return self._q(batch, self.qf_encoders, self.qf_heads, index)
+
+    def make_target_networks(self) -> None:
+        """Frozen copies of the Q-networks (RLlib TargetNetworkAPI)."""
+        self.target_qf_encoders = copy.deepcopy(self.qf_encoders)
+        self.target_qf_heads = copy.deepcopy(self.qf_heads)
+        for p in [*self.target_qf_encoders.parameters(), *self.target_qf_heads.parameters()]:
+            p.requires_grad_(False)
+
+    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.qf_encoders, self.target_qf_encoders), (self.qf_heads, self.target_qf_heads)]
+
+    def forward_target(self, batch: dict[str, Any], index: int | None = None) -> torch.Tensor:
+        """Target Q-values (B, n_actions), minimum over the target nets by default."""
+        return self._q(batch, self.target_qf_encoders, self.target_qf_heads, index)

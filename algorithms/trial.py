@@ -1,0 +1,185 @@
+"""One trial: a TrialConfig trained to its env-step budget, single- or multi-stage, then scored.
+
+The tournament's trainable drives a :class:`TrialRunner` (train_iteration until
+done, evaluate, save / restore); how many RLlib algorithms a trial chains is
+hidden here (see algorithms.registry.Stage).
+
+Threads: a trial samples and learns in its own process by default
+(``num_env_runners=0``, one local learner), and torch uses
+``algo_hparams["torch_threads"]`` threads there (default 1), so N trials fill
+N cores without oversubscription; remote env runners get Ray's default of one
+OMP thread per 1-CPU actor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+
+from algorithms.evaluation import evaluate_module
+from algorithms.registry import COMMON_DEFAULTS, Stage, algorithm_stages, env_config
+
+STATE_FILE = "trial_runner.json"
+
+
+@dataclass
+class TrialConfig:
+    world: Any = "myeloid"  # built-in name, world directory path, or an envs.World object
+    task: str = "steer"  # steer | predict
+    target: str | None = None  # steer: target fate
+    max_perturb: int = 2
+    kinds: tuple[str, ...] = ("knockout", "overexpression")
+    env: dict = field(default_factory=dict)  # other CellFateEnv settings
+    algorithm: str = "PPO"  # a name in algorithms.registry.ALGORITHM_NAMES
+    module: str = "gnn"  # gnn | mlp
+    module_options: dict = field(default_factory=dict)  # e.g. {"conv": "gat", "layers": 2, "hidden": 64, "heads": 2}
+    optimizer: str = "adam"  # adam | amsgrad | asgd_adam | asgd_amsgrad
+    optimizer_hparams: dict = field(default_factory=lambda: {"lr": 3e-4})  # {"lr"} or {"lr_min", "lr_max"}
+    algo_hparams: dict = field(default_factory=dict)  # per-algorithm settings
+    env_steps: int = 20_000  # the trial's budget in environment steps (all stages together)
+    seed: int = 0
+    num_env_runners: int = 0
+    device: str = "cpu"  # cpu | cuda | auto
+
+
+def _get(result: dict, *path: str, default: float = math.nan) -> Any:
+    for key in path:
+        if not isinstance(result, dict) or key not in result:
+            return default
+        result = result[key]
+    return result
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class TrialRunner:
+    """Trains one TrialConfig to its budget; hides single- vs multi-stage algorithms."""
+
+    def __init__(self, config: TrialConfig):
+        self.config = config
+        torch.set_num_threads(int(config.algo_hparams.get("torch_threads", COMMON_DEFAULTS["torch_threads"])))
+        self.stages: list[Stage] = algorithm_stages(config)
+        self._env_config = env_config(config)
+        fractions = [s.budget_fraction for s in self.stages]
+        # Cumulative env-step mark at which each stage ends.
+        self._stage_ends = [round(sum(fractions[: i + 1]) * config.env_steps) for i in range(len(fractions))]
+        self._stage_ends[-1] = config.env_steps
+        self.stage_index = 0
+        self._steps_before_stage = 0  # env steps of all finished stages
+        self._stage_steps = 0  # env steps sampled by the current stage's algorithm
+        self.iteration = 0
+        self.algo = self.stages[0].config.build_algo()
+
+    # ---- budget ----------------------------------------------------------------------
+
+    @property
+    def env_steps(self) -> int:
+        return self._steps_before_stage + self._stage_steps
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_index]
+
+    @property
+    def done(self) -> bool:
+        return self.stage_index == len(self.stages) - 1 and self.env_steps >= self.config.env_steps
+
+    def _advance_stage(self) -> None:
+        previous = self.algo
+        self._steps_before_stage = self.env_steps
+        self._stage_steps = 0
+        self.stage_index += 1
+        self.algo = self.stage.config.build_algo()
+        if self.stage.transfer is not None:
+            self.stage.transfer(previous, self.algo)
+        previous.stop()
+
+    # ---- training ---------------------------------------------------------------------
+
+    def train_iteration(self) -> dict[str, Any]:
+        """One training iteration of the current stage, moving on to the next stage first
+        when this one's share of the budget is spent. Returns flat metrics."""
+        if self.done:
+            raise RuntimeError("the trial's env-step budget is already spent")
+        if self.env_steps >= self._stage_ends[self.stage_index]:
+            self._advance_stage()
+        result = self.algo.train()
+        self.iteration += 1
+        self._stage_steps = int(_get(result, "env_runners", "num_env_steps_sampled_lifetime", default=0))
+        learner = _get(result, "learners", DEFAULT_MODULE_ID, default={})
+        losses = {k: v for k, v in learner.items() if k.endswith("loss")} if isinstance(learner, dict) else {}
+        return {
+            "env_steps": self.env_steps,
+            "stage": self.stage.name,
+            "iteration": self.iteration,
+            "episode_return_mean": float(_get(result, "env_runners", "episode_return_mean")),
+            "episode_len_mean": float(_get(result, "env_runners", "episode_len_mean")),
+            "policy_loss": float(_get(learner, "policy_loss")),
+            "vf_loss": float(_get(learner, "vf_loss")),
+            "entropy": float(_get(learner, "entropy")),
+            "frac_lr_max": float(_get(learner, "frac_lr_max")),
+            "lr_mean": float(_get(learner, "lr_mean")),
+            "nan_loss": not all(_finite(v) for v in losses.values()),
+            "time_this_iter_s": float(_get(result, "time_this_iter_s")),
+        }
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    def module(self) -> Any:
+        """The trained module of the current stage (the local learner's copy)."""
+        return self.algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+
+    def evaluate(self, n_episodes: int, seed: int) -> dict[str, Any]:
+        """Greedy (argmax) policy on fresh episodes seeded seed, seed + 1, ..."""
+        return evaluate_module(self.module(), self._env_config, n_episodes, seed)
+
+    # ---- checkpoints ------------------------------------------------------------------
+
+    def save(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.algo.save_to_path(os.path.abspath(os.path.join(path, f"stage_{self.stage_index}")))
+        state = {
+            "stage_index": self.stage_index,
+            "stage": self.stage.name,
+            "steps_before_stage": self._steps_before_stage,
+            "stage_steps": self._stage_steps,
+            "iteration": self.iteration,
+            "config": {k: v for k, v in asdict(self.config).items() if k != "world"},
+        }
+        with open(os.path.join(path, STATE_FILE), "w") as fh:
+            json.dump(state, fh, indent=1, default=str)
+
+    def restore(self, path: str) -> None:
+        with open(os.path.join(path, STATE_FILE)) as fh:
+            state = json.load(fh)
+        index = int(state["stage_index"])
+        if not 0 <= index < len(self.stages) or self.stages[index].name != state["stage"]:
+            raise ValueError(f"checkpoint {path} is stage {state['stage']!r}, not a stage of this trial")
+        if index != self.stage_index:
+            self.algo.stop()
+            self.stage_index = index
+            self.algo = self.stage.config.build_algo()
+        self.algo.restore_from_path(os.path.abspath(os.path.join(path, f"stage_{index}")))
+        self._steps_before_stage = int(state["steps_before_stage"])
+        self._stage_steps = int(state["stage_steps"])
+        self.iteration = int(state["iteration"])
+
+    def stop(self) -> None:
+        self.algo.stop()
+
+    @staticmethod
+    def resource_request(config: TrialConfig) -> Any:
+        """Resources of the first stage's algorithm, for tune.with_resources."""
+        first = algorithm_stages(config)[0].config
+        return first.algo_class.default_resource_request(first)
