@@ -88,9 +88,12 @@ def _curve_rows(trial_id: str, phase: str, c: FakeCell, seed: int, score: float)
     rows = []
     for it in range(N_ITER):
         frac = (it + 1) / N_ITER
-        lr_frac = 1.0 if not c.optimizer.startswith("asgd") else max(0.1, 1.0 - frac)
+        # Plain Adam has no lr switch: frac_lr_max is empty (not applicable), as the runner logs it.
+        asgd = c.optimizer.startswith("asgd")
+        lr_frac = max(0.1, 1.0 - frac) if asgd else ""
+        lr = 1e-4 + 9e-4 * lr_frac if asgd else 1e-3
         rows.append([trial_id, phase, c.cell_id, seed, it, int(ENV_STEPS * frac), "main",
-                     round(score * frac, 6), round(score * frac, 6), lr_frac, 1e-3 * lr_frac])
+                     round(score * frac, 6), round(score * frac, 6), lr_frac, lr])
     return rows
 
 
