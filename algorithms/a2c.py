@@ -1,0 +1,129 @@
+"""A2C (synchronous advantage actor-critic) on RLlib's new API stack.
+
+RLlib 2.60 has no A2C, so this reuses PPO's sampling loop and learner connectors
+(one extra bootstrap timestep per episode, then GAE advantages and value targets)
+and replaces only the loss and the update schedule: one gradient step on the whole
+train batch per iteration (no minibatches, one epoch), as in Mnih et al. 2016,
+"Asynchronous Methods for Deep Reinforcement Learning", and SB3's A2C.
+
+Loss (masked mean over the batch)::
+
+    L = -logp(a|s) * A  +  vf_loss_coeff * (V(s) - V_target)^2  -  entropy_coeff * H(pi(.|s))
+
+RLlib's GAE connector standardises advantages; SB3's A2C does so only with
+``normalize_advantage=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.torch_utils import explained_variance
+
+from algorithms.optimizer_plumbing import OptimizerPlumbingMixin, optimizer_settings
+
+
+
+def masked_mean_fn(mask: torch.Tensor | None):
+    """Mean over valid rows: PPO's connectors add a bootstrap timestep per episode marked invalid."""
+    if mask is None:
+        return torch.mean
+    mask = mask.bool()
+    n_valid = mask.sum().clamp(min=1)
+    return lambda data: torch.sum(data[mask]) / n_valid
+
+
+class A2CConfig(PPOConfig):
+    """PPOConfig with A2C's defaults (SB3's where they apply); only the loss differs."""
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class or A2C)
+        self.train_batch_size = 200
+        self.num_epochs = 1
+        self.minibatch_size = None
+        self.shuffle_batch_per_epoch = False
+        self.lambda_ = 1.0
+        self.use_kl_loss = False
+        self.kl_coeff = 0.0
+        self.vf_loss_coeff = 0.5
+        self.entropy_coeff = 0.0
+        self.grad_clip = 0.5
+        self.grad_clip_by = "global_norm"
+        self.num_env_runners = 0
+        # Overridden by the registry with the trial's optimizer.
+        self.learner_config_dict.update(optimizer_settings("adam", {"lr": 7e-4}))
+
+    def get_default_learner_class(self) -> type:
+        return A2CTorchLearner
+
+    def validate(self) -> None:
+        super().validate()
+        # One step on the whole batch is what makes it A2C rather than a clip-free PPO.
+        if self.num_epochs != 1 or self.minibatch_size is not None:
+            self._value_error(
+                f"A2C takes one gradient step per batch: num_epochs must be 1 and minibatch_size None "
+                f"(got {self.num_epochs}, {self.minibatch_size})"
+            )
+        if self.use_kl_loss:
+            self._value_error("A2C has no KL loss: use_kl_loss must be False")
+
+
+class A2C(PPO):
+    """PPO's training_step with A2CConfig (1 epoch, whole batch) and the A2C learner."""
+
+    @classmethod
+    def get_default_config(cls) -> A2CConfig:
+        return A2CConfig()
+
+
+def a2c_loss(
+    logp: torch.Tensor,
+    entropy: torch.Tensor,
+    values: torch.Tensor,
+    advantages: torch.Tensor,
+    value_targets: torch.Tensor,
+    vf_loss_coeff: float,
+    entropy_coeff: float,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total A2C loss and its parts; a pure function so its gradient can be checked by hand."""
+    mean = masked_mean_fn(mask)
+    policy_loss = mean(-logp * advantages.detach())
+    vf_loss = mean((values - value_targets.detach()) ** 2)
+    mean_entropy = mean(entropy)
+    total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * mean_entropy
+    return total, {POLICY_LOSS_KEY: policy_loss, VF_LOSS_KEY: vf_loss, ENTROPY_KEY: mean_entropy}
+
+
+class A2CTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
+    """PPOTorchLearner (GAE connectors, entropy schedule) with the A2C loss and our optimizers."""
+
+    def compute_loss_for_module(
+        self, *, module_id: str, config: A2CConfig, batch: dict[str, Any], fwd_out: dict[str, Any]
+    ) -> torch.Tensor:
+        module = self.module[module_id].unwrapped()
+        dist = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
+        values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+        total, parts = a2c_loss(
+            logp=dist.logp(batch[Columns.ACTIONS]),
+            entropy=dist.entropy(),
+            values=values,
+            advantages=batch[Postprocessing.ADVANTAGES],
+            value_targets=batch[Postprocessing.VALUE_TARGETS],
+            vf_loss_coeff=config.vf_loss_coeff,
+            entropy_coeff=float(self.entropy_coeff_schedulers_per_module[module_id].get_current_value()),
+            mask=batch.get(Columns.LOSS_MASK),
+        )
+        parts["vf_explained_var"] = explained_variance(batch[Postprocessing.VALUE_TARGETS], values)
+        self.metrics.log_dict(parts, key=module_id, window=1)
+        return total
+
+
+# The registry imports this file for its algorithm name (registry.PROVIDERS); zoo registers it.
+import algorithms.zoo  # noqa: E402,F401
