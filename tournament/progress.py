@@ -24,14 +24,14 @@ class ProgressTracker:
     """
 
     def __init__(self, planned: int, done: int = 0, failed: int = 0, best: dict[str, float] | None = None,
-                 elapsed_before: float = 0.0):
+                 elapsed_before: float = 0.0, started: float | None = None):
         self.planned = planned
         self.done = done
         self.failed = failed
         self.running: set[str] = set()
         self.best_per_cell: dict[str, float] = dict(best or {})
         self.phase = "tune"
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if started is None else started
         self._elapsed_before = elapsed_before
         self._finished_here = 0
 

@@ -348,6 +348,7 @@ def run_tournament(
     command: list[str] | None = None,
 ) -> Path:
     """Run (or resume) a tournament to completion; returns the local run directory."""
+    t_start = time.monotonic()
     root = Path(run_dir) if run_dir is not None else run_dir_for(spec)
     paths = RunPaths(root)
     if paths.spec.exists():
@@ -397,6 +398,7 @@ def run_tournament(
             failed=sum(r["status"] == "failed" for r in previous),
             best=best,
             elapsed_before=float(old_status.get("elapsed_s") or 0.0) if resume else 0.0,
+            started=t_start,
         )
         tracker.phase = "final" if searcher.tuning_done else "tune"
         callback = RunDirCallback(paths, cells_by_id, tracker, searcher, display)

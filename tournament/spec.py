@@ -11,7 +11,6 @@ key path (e.g. `grid.algorithm[1]`) and, for names, the valid choices.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from pathlib import Path
@@ -200,7 +199,7 @@ class ExecutionSpec(_Strict):
     max_failures: int = Field(2, ge=0)
     checkpoint_every: int = Field(5, ge=1)
     # The class that trains one trial, "module:Class" with the TrialRunner interface.
-    runner: str = "algorithms.trial:TrialRunner"
+    runner: str = "algorithms.trial:TrialRunner"  # DEFAULT_RUNNER
 
 
 class TournamentSpec(_Strict):
@@ -281,29 +280,45 @@ def optimizer_names() -> tuple[str, ...]:
     return tuple(OPTIMIZER_NAMES)
 
 
-@functools.lru_cache(maxsize=64)
-def _default_iteration_steps(algorithm: str) -> int | None:
-    """Env steps of one training iteration of `algorithm` with default settings (None: unknown)."""
-    try:
-        from algorithms.registry import build_algorithm_config
-        from algorithms.trial import TrialConfig
-    except ImportError:
+DEFAULT_RUNNER = "algorithms.trial:TrialRunner"
+
+
+def _probe_value(p: "ParamSpec") -> Any:
+    if p.fixed:
+        return p.value
+    if p.choices is not None:
+        return p.choices[0]
+    return int(p.low) if p.integer else p.low
+
+
+def probe_algorithm(spec: "TournamentSpec", algorithm: str, module: str) -> int | None:
+    """Build the RLlib config(s) of one algorithm with the spec's settings, as a trial would.
+
+    Catches unknown or bad algorithm settings before Ray starts. Returns the env steps of the
+    first stage's training iteration (None when the runner is not the default TrialRunner).
+    """
+    if spec.execution.runner != DEFAULT_RUNNER:
         return None
+    from algorithms.registry import algorithm_stages
+    from algorithms.trial import TrialConfig
+    from envs.world import load_world
+
+    world = spec.world[0]
+    task = spec.task[0]
+    target = spec.targets_for(world, load_world(world).fates)[0] if task == "steer" else None
+    settings = {k: v for k, v in spec.algorithm_settings.get(algorithm, {}).items() if not k.startswith("_")}
+    extra = {k: _probe_value(p) for k, p in spec.hpo.extra.get(algorithm, {}).items()}
+    where = f"algorithm_settings.{algorithm}" if not extra else f"algorithm_settings.{algorithm} / hpo.extra.{algorithm}"
+    config = TrialConfig(world=world, task=task, target=target, max_perturb=spec.grid.max_perturb[0],
+                         kinds=tuple(spec.kinds), env=dict(spec.env), algorithm=algorithm, module=module,
+                         module_options=dict(spec.module_settings.get(module, {})),
+                         algo_hparams={**settings, **extra}, env_steps=spec.budget.env_steps)
     try:
-        cfg = build_algorithm_config(TrialConfig(algorithm=algorithm, module="mlp"), algorithm)
-    except Exception:  # a builder that cannot run here must not block validation
-        return None
-    steps = getattr(cfg, "train_batch_size_per_learner", None) or getattr(cfg, "train_batch_size", None)
+        first = algorithm_stages(config)[0].config
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: {exc}") from None
+    steps = getattr(first, "train_batch_size_per_learner", None) or getattr(first, "train_batch_size", None)
     return int(steps) if steps else None
-
-
-def iteration_steps(spec: TournamentSpec, algorithm: str) -> int | None:
-    """Env steps of one training iteration: the spec's train_batch_size, else the default."""
-    settings = spec.algorithm_settings.get(algorithm, {})
-    for key in ("train_batch_size", "train_batch_size_per_learner"):
-        if key in settings:
-            return int(settings[key])
-    return _default_iteration_steps(algorithm)
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -493,7 +508,12 @@ def check_spec(spec: TournamentSpec) -> None:
                 raise UserInputError(f"env: {exc}") from None
 
     for a in spec.grid.algorithm:
-        steps = iteration_steps(spec, a)
+        steps = None
+        for m in spec.grid.module:
+            steps = probe_algorithm(spec, a, m)
+        settings = spec.algorithm_settings.get(a, {})
+        if steps is None and "train_batch_size" in settings:
+            steps = int(settings["train_batch_size"])
         if steps is not None and spec.budget.env_steps < steps:
             raise UserInputError(
                 f"budget.env_steps: {spec.budget.env_steps} is smaller than one training iteration of {a} "

@@ -90,6 +90,8 @@ def _node_id() -> str:
 
 def train_trial(config: dict) -> None:
     """Tune function trainable; `config` = {"trial": TrialConfig kwargs, "meta": {...}}."""
+    # building the algorithm is part of a trial's cost, so the clocks start here
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     meta = config["meta"]
     runner_cls, config_cls = load_runner(meta["runner"])
     trial_kwargs, fault = _trial_kwargs(config)
@@ -113,7 +115,6 @@ def train_trial(config: dict) -> None:
             with open(os.path.join(d, TRAINABLE_STATE)) as fh:
                 state = json.load(fh)
         state["attempt"] += 1
-    cpu0, wall0 = time.process_time(), time.perf_counter()
     base = {"trial_key": meta.get("trial_key", ""), "cell_id": meta.get("cell_id", ""),
             "phase": meta.get("phase", "tune"), "seed": trial_kwargs.get("seed", 0), "node_id": _node_id()}
 

@@ -1,0 +1,108 @@
+"""CLI commands that run tournaments: run, resume, status, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from envs.errors import UserInputError
+
+
+def _execution_overrides(address, storage, max_concurrent, num_cpus) -> dict:
+    return {"address": address, "storage": storage, "max_concurrent": max_concurrent, "num_cpus": num_cpus}
+
+
+_address = click.option("--address", default=None, help="Join a Ray cluster: auto, ray://host:port or host:port.")
+_max_conc = click.option("--max-concurrent", type=int, default=None, help="At most this many trials at once.")
+_num_cpus = click.option("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray.")
+_quiet = click.option("--quiet", is_flag=True, help="No progress display (status.json is still written).")
+
+
+@click.command("run")
+@click.argument("spec_file", metavar="SPEC", type=click.Path())
+@click.option("--resume", is_flag=True, help="Continue the run directory of this spec if it exists.")
+@_address
+@click.option("--storage", default=None, help="Run storage: a local directory or a URI (s3://, gs://, file://).")
+@_max_conc
+@_num_cpus
+@_quiet
+def run_cmd(spec_file, resume, address, storage, max_concurrent, num_cpus, quiet) -> None:
+    """Run the tournament of SPEC: tuning, final seeds, leaderboard and report."""
+    from tournament.runner import run_tournament
+    from tournament.spec import load_spec, with_overrides
+
+    spec = with_overrides(load_spec(spec_file), **_execution_overrides(address, storage, max_concurrent, num_cpus))
+    root = run_tournament(spec, resume=resume, progress=not quiet, command=["tournament", *sys.argv[1:]])
+    _summary(root)
+
+
+@click.command("resume")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@_address
+@_max_conc
+@_num_cpus
+@_quiet
+def resume_cmd(run_dir, address, max_concurrent, num_cpus, quiet) -> None:
+    """Continue a stopped or killed tournament; finished trials are not run again."""
+    from tournament.runner import resume_tournament
+
+    root = resume_tournament(run_dir, progress=not quiet, address=address, max_concurrent=max_concurrent,
+                             num_cpus=num_cpus)
+    _summary(root)
+
+
+def _summary(root: Path) -> None:
+    from tournament.progress import format_status, read_status
+    from tournament.rundir import read_json
+
+    status = read_status(root)
+    manifest = read_json(Path(root) / "manifest.json", {}) or {}
+    click.echo(f"run {root}: {manifest.get('status', '?')}")
+    if status:
+        click.echo(format_status(status))
+
+
+@click.command("status")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print status.json as it is.")
+def status_cmd(run_dir, as_json) -> None:
+    """Progress of a tournament (also while it runs, from another terminal)."""
+    from tournament.progress import format_status, read_status
+    from tournament.rundir import read_json
+
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise UserInputError(f"run directory not found: {root}")
+    try:
+        status = read_status(root)
+    except json.JSONDecodeError:
+        raise UserInputError(f"{root}/status.json is not valid JSON") from None
+    if status is None:
+        raise UserInputError(f"{root} has no status.json (not a tournament run directory, or not started yet)")
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    manifest = read_json(root / "manifest.json", {}) or {}
+    click.echo(f"run {root}: {manifest.get('status', '?')}")
+    click.echo(format_status(status))
+
+
+@click.command("report")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+def report_cmd(run_dir) -> None:
+    """Rebuild the leaderboard and report from a run directory."""
+    root = Path(run_dir)
+    if not (root / "spec.yaml").is_file():
+        raise UserInputError(f"{root} is not a run directory (no spec.yaml)")
+    try:
+        from tournament.report import build_report
+    except ImportError as exc:
+        raise click.ClickException(f"the report is not available in this build ({exc})")
+    result = build_report(root)
+    click.echo(f"report written to {result if result else root}")
+
+
+COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd)
