@@ -258,7 +258,9 @@ def test_biology_view_against_oracle(tmp_path):
     assert list(view["set"]) == ["Cebpa oe + Gfi1 ko", "(none)", "Gfi1 ko"]
     gfi = view[view["set"] == "Gfi1 ko"].iloc[0]
     assert gfi["oracle_rank"] == 2 and gfi["oracle_probability"] == pytest.approx(0.8)
-    assert not bool(view[view["set"] == "(none)"].iloc[0]["in_oracle_best"])
+    none = view[view["set"] == "(none)"].iloc[0]
+    assert not bool(none["in_oracle_best"])
+    assert none["oracle_probability"] == pytest.approx(0.3)  # the baseline P(Mo)
 
 
 def test_canonical_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -134,3 +135,17 @@ def test_empty_run_directory_still_reports(tmp_path):
 def test_missing_run_directory_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         build_report(tmp_path / "nope")
+
+
+def test_report_built_by_the_runner_before_the_manifest_is_final(tmp_path):
+    # The runner writes status phase "report", builds the report, then marks the manifest.
+    run = write_run_dir(tmp_path / "run", _grid()[:2], manifest_status="running")
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "phase": "report"}))
+    build_report(run, reps=REPS)
+    md = (run / "leaderboard.md").read_bytes()
+    assert b"Partial report" not in md
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "status": "finished"}))
+    build_report(run, reps=REPS)
+    assert (run / "leaderboard.md").read_bytes() == md

@@ -3,7 +3,8 @@
 For each steer cell, the sets its greedy policy applied in the final seeds' evaluation episodes
 (``final_scores.csv`` column ``perturbation_sets``) are counted; each frequent set is looked up
 among the oracle's best sets for the same world/target/MAX_PERTURB (``oracle.json``), giving
-its oracle rank and exact success probability where the oracle lists it. The oracle applies
+its oracle rank and exact success probability where the oracle lists it (for the empty set:
+the unperturbed baseline probability of the target). The oracle applies
 its sets at time 0; a policy may spread the same set over stages, so a match says the policy
 found the right genes, not necessarily the same timing.
 """
@@ -76,10 +77,16 @@ def biology_view(
         for i, b in enumerate(best):
             oracle_sets.setdefault(canonical_set(b.get("perturbations", [])),
                                    (i + 1, b.get("probability")))
+        # Doing nothing has a known exact probability too: the unperturbed baseline.
+        baseline = orc.get("baseline", {}) if isinstance(orc, dict) else {}
+        p_none = baseline.get(cell["target"]) if isinstance(baseline, dict) else None
         # Most frequent first; equal counts in set order so rebuilds are identical.
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:sets_per_cell]
         for s, n in top:
             hit = oracle_sets.get(s)
+            p_exact = float(hit[1]) if hit and hit[1] is not None else float("nan")
+            if not s and hit is None and isinstance(p_none, (int, float)):
+                p_exact = float(p_none)
             rows.append({
                 **{a: cell[a] for a in GROUP_AXES}, "max_perturb": cell["max_perturb"],
                 "rank": cell["rank"], "cell_id": cell["cell_id"], "algorithm": cell["algorithm"],
@@ -87,7 +94,7 @@ def biology_view(
                 "count": n, "frequency": n / total,
                 "in_oracle_best": (hit is not None) if best else pd.NA,
                 "oracle_rank": hit[0] if hit else pd.NA,
-                "oracle_probability": float(hit[1]) if hit and hit[1] is not None else float("nan"),
+                "oracle_probability": p_exact,
                 "optimum": cell["optimum"],
             })
     df = pd.DataFrame(rows, columns=list(BIOLOGY_COLUMNS))

@@ -73,7 +73,15 @@ class RunData:
 
     @property
     def run_status(self) -> str:
-        return str(self.manifest.get("status", "unknown"))
+        """The manifest's status, read as "finished" once status.json shows the run complete.
+
+        The runner builds the report (status phase "report") before it marks the manifest
+        finished; without this the report it leaves would call a finished run partial.
+        """
+        status = str(self.manifest.get("status", "unknown"))
+        if status == "running" and self.status.get("phase") in ("report", "done"):
+            return "finished"
+        return status
 
 
 def _read_json(path: Path) -> dict[str, Any]:

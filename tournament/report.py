@@ -123,7 +123,7 @@ def leaderboard_display(lb: pd.DataFrame) -> pd.DataFrame:
         "gap": [_num(v) for v in lb["optimality_gap"]],
         "seeds": lb["n_seeds"].astype(int),
         "steps to 90%": [_steps(r) for _, r in lb.iterrows()],
-        "CPU s": [_num(v, 0) for v in lb["cpu_seconds"]],
+        "CPU s": [_num(v, 1) for v in lb["cpu_seconds"]],
         "failed trials": lb["failed_trials"].astype(int),
         "tie with leader": [_tie(v) for v in lb["tie_with_leader"]],
         "score source": lb["score_source"],
@@ -206,7 +206,7 @@ def _summary(run: RunData, lb: pd.DataFrame) -> pd.DataFrame:
     trials = st.get("trials", {}) if isinstance(st.get("trials"), dict) else {}
     n_final = int((lb["score_source"] == SOURCE_FINAL).sum()) if not lb.empty else 0
     rows = [
-        ("run status (manifest)", run.run_status),
+        ("run status", run.run_status),
         ("phase (status.json)", st.get("phase", DASH)),
         ("grid cells", len(lb)),
         ("cells scored on final seeds", n_final),
