@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from algorithms.a2c import A2CConfig, A2CTorchLearner
 from algorithms.registry import apply_common, register_algorithm
+from algorithms.staged import STAGED_HPARAMS, staged_stages
 from algorithms.trpo import TRPO_HPARAMS, TRPOConfig, TRPOTorchLearner
 
 if TYPE_CHECKING:
@@ -87,3 +88,5 @@ def trpo_config(config: "TrialConfig", hparams: dict) -> TRPOConfig:
 
 register_algorithm("A2C", config_builder=a2c_config, hparams=A2C_DEFAULTS)
 register_algorithm("TRPO", config_builder=trpo_config, hparams=[*TRPO_DEFAULTS, *TRPO_ALIASES])
+register_algorithm("TRPO_to_PPO", stage_builder=staged_stages, hparams=STAGED_HPARAMS)
+register_algorithm("PPO_to_TRPO", stage_builder=staged_stages, hparams=STAGED_HPARAMS)
