@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import matplotlib
 import numpy as np
@@ -350,8 +350,3 @@ def plot_lr_switching(
     fig.suptitle("Optimizers: mean over trials, shaded 95% bootstrap band")
     return fig
 
-
-def known_plot_names() -> Iterable[str]:
-    """File names (under plots/) the report may write."""
-    return ("leaderboard.png", "learning_curves.png", "ablation_forest.png",
-            "score_vs_max_perturb.png", "lr_switching.png")
