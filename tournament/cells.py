@@ -66,7 +66,7 @@ class Cell:
             "task": self.task,
             "target": self.target if self.task == "steer" else None,
             "max_perturb": int(self.max_perturb),
-            "kinds": tuple(spec.kinds),
+            "kinds": list(spec.kinds),
             "env": dict(spec.env),
             "algorithm": self.algorithm,
             "module": self.module,

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -276,9 +277,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
     """Start (or join) Ray unless this process already has it; True when started here."""
     import ray
 
+    _quiet_ray_logs()
     if ray.is_initialized():
         return False
-    _quiet_ray_logs()
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address:
         ray.init(address=address, **kwargs)
@@ -369,9 +370,13 @@ def run_tournament(
     atomic_write_text(paths.spec, spec.to_yaml())
 
     manifest = read_json(paths.manifest) or new_manifest(command)
+    _check_not_running(root, manifest)
+    # a driver killed while it held the journal's lock leaves the lock behind; Optuna would
+    # wait 30 s before breaking it, and no other driver is running (checked above)
+    Path(str(paths.studies) + ".lock").unlink(missing_ok=True)
     attempt = len(manifest.get("sessions", []))
     manifest["sessions"] = manifest.get("sessions", []) + [{"start": now_iso(), "command": command or sys.argv}]
-    manifest.update(status="running", end_time=None)
+    manifest.update(status="running", end_time=None, driver={"host": socket.gethostname(), "pid": os.getpid()})
     atomic_write_json(paths.manifest, manifest)
 
     cells = expand_grid(spec)
@@ -429,6 +434,24 @@ def run_tournament(
 
             ray.shutdown()
     return root
+
+
+def _check_not_running(root: Path, manifest: dict) -> None:
+    """Refuse to run two drivers on one run directory (only detectable on the same host)."""
+    driver = manifest.get("driver") or {}
+    if manifest.get("status") != "running" or driver.get("host") != socket.gethostname():
+        return
+    pid = int(driver.get("pid") or 0)
+    if pid <= 0 or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise UserInputError(f"run {root} is still running (driver pid {pid} on this host); "
+                         "watch it with `tournament status`, or stop that driver first")
 
 
 def write_status(paths: RunPaths, phase: str, tracker: ProgressTracker | None = None) -> None:

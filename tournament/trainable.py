@@ -129,10 +129,12 @@ def train_trial(config: dict) -> None:
             json.dump({**state, "cpu_seconds": cpu, "wall_seconds": wall}, fh)
         return tune.Checkpoint.from_directory(d)
 
+    this_attempt = 0
     try:
         while not runner.done:
             m = runner.train_iteration()
             state["iteration"] += 1
+            this_attempt += 1
             it = state["iteration"]
             env_steps = int(m.get("env_steps", 0))
             nan = bool(m.get("nan_loss", False)) or (fault == "nan" and it == 1)
@@ -169,7 +171,7 @@ def train_trial(config: dict) -> None:
                 metrics["perturbation_sets"] = json.dumps(ev.get("perturbation_sets") or [])
                 metrics["fates"] = json.dumps(ev.get("fates") or [])
                 metrics["eval_return_mean"] = _float(ev.get("episode_return_mean"))
-            inject = fault in ("raise", "raise_once") and it == 1 and not (fault == "raise_once" and resumed)
+            inject = (fault == "raise" and this_attempt == 1) or (fault == "raise_once" and it == 1 and not resumed)
             ckpt = None
             if not nan and not last and (it % ckpt_every == 0 or inject):
                 ckpt = checkpoint_now()
