@@ -49,7 +49,6 @@ DEFAULT_ORDER = {"TRPO_to_PPO": ("TRPO", "PPO"), "PPO_to_TRPO": ("PPO", "TRPO")}
 DEFAULT_FIRST_SHARE = 0.01
 DEFAULT_BATCH = {"TRPO": 1024, "PPO": 1024, "A2C": 256}
 MIN_STAGE_BATCH = 64
-STAGED_HPARAMS = ("stages", "first_stage_share", *STAGE_ALGORITHMS)
 
 
 def _module_state(algo: "Algorithm") -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Each name's ``algo_hparams`` keys and defaults are in one dict here (``*_DEFAULTS``).
 The registry imports the file named for an algorithm in ``registry.PROVIDERS``;
 those files import this one at their end, so asking for any of these names
-registers all of them.
+registers all of them. This file imports none of them at import time (the
+builders import their algorithm when called), so the algorithm files may import
+each other without import cycles.
 
 Defaults follow the library the seed used (SB3 / sb3-contrib) except the batch
 sizes, which are set for RLlib's per-iteration overhead and short cell-fate
@@ -14,12 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from algorithms.a2c import A2CConfig, A2CTorchLearner
-from algorithms.registry import apply_common, register_algorithm
-from algorithms.staged import STAGED_HPARAMS, staged_stages
-from algorithms.trpo import TRPO_HPARAMS, TRPOConfig, TRPOTorchLearner
+from algorithms.registry import Stage, apply_common, register_algorithm
 
 if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
     from algorithms.trial import TrialConfig
 
 # SB3's A2C defaults (gamma, gae_lambda 1.0, ent_coef 0, vf_coef 0.5, max_grad_norm 0.5);
@@ -49,14 +50,38 @@ TRPO_DEFAULTS: dict[str, Any] = {
 }
 TRPO_ALIASES = {"max_kl": "target_kl"}
 
+# The seed's SB3 SAC settings (SB3 names; mapped to RLlib's in algorithms/sac.py).
+SAC_DEFAULTS: dict[str, Any] = {
+    "buffer_size": 1_000_000,
+    "batch_size": 256,
+    "tau": 0.005,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "ent_coef": "auto",
+    "target_entropy": "auto",
+    "learning_starts": 100,
+    "gamma": 0.99,
+    "target_update_interval": 1,
+    "grad_clip": None,
+    "steps_per_iteration": 256,
+    "store_buffer_in_checkpoints": False,
+}
+
+# Multi-stage algorithms: the keys they accept (their meaning is documented in
+# algorithms/staged.py and algorithms/lora.py).
+STAGED_HPARAMS = ("stages", "first_stage_share", "TRPO", "PPO", "A2C")
+LORA_HPARAMS = ("stages", "pretrained", "rank", "alpha", "layers", "algorithm", "PPO", "A2C", "TRPO")
+
 
 def _settings(defaults: dict[str, Any], hparams: dict, aliases: dict[str, str] | None = None) -> dict[str, Any]:
     given = {(aliases or {}).get(k, k): v for k, v in hparams.items()}
     return {**defaults, **{k: v for k, v in given.items() if k in defaults}}
 
 
-def a2c_config(config: "TrialConfig", hparams: dict) -> A2CConfig:
+def a2c_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """A2C for a trial: one gradient step per batch of ``train_batch_size`` env steps."""
+    from algorithms.a2c import A2CConfig, A2CTorchLearner
+
     h = _settings(A2C_DEFAULTS, hparams)
     algo = apply_common(A2CConfig(), config, hparams, A2CTorchLearner)
     return algo.training(
@@ -70,8 +95,10 @@ def a2c_config(config: "TrialConfig", hparams: dict) -> A2CConfig:
     )
 
 
-def trpo_config(config: "TrialConfig", hparams: dict) -> TRPOConfig:
+def trpo_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """TRPO for a trial; the trial's optimizer trains the critic."""
+    from algorithms.trpo import TRPO_HPARAMS, TRPOConfig, TRPOTorchLearner
+
     h = _settings(TRPO_DEFAULTS, hparams, TRPO_ALIASES)
     algo = apply_common(TRPOConfig(), config, hparams, TRPOTorchLearner)
     trpo = {k: h[k] for k in TRPO_HPARAMS if k in h}
@@ -86,7 +113,35 @@ def trpo_config(config: "TrialConfig", hparams: dict) -> TRPOConfig:
     )
 
 
+def sac_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
+    """SAC-discrete for a trial: our module with twin Q-heads, all four optimizers plumbed."""
+    from ray.rllib.algorithms.sac import SACConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from algorithms.sac import SAC_MODULES, SACTorchLearner, sac_training
+
+    h = _settings(SAC_DEFAULTS, hparams)
+    algo = apply_common(SACConfig(), config, hparams, SACTorchLearner, module_overrides={"q_heads": 2})
+    spec = algo.rl_module_spec
+    algo.rl_module(rl_module_spec=RLModuleSpec(module_class=SAC_MODULES[spec.module_class], model_config=spec.model_config))
+    return sac_training(algo, h, int(algo.num_envs_per_env_runner))
+
+
+def staged_stages(config: "TrialConfig") -> list[Stage]:
+    from algorithms.staged import staged_stages as build
+
+    return build(config)
+
+
+def lora_stages(config: "TrialConfig") -> list[Stage]:
+    from algorithms.lora import lora_stages as build
+
+    return build(config)
+
+
 register_algorithm("A2C", config_builder=a2c_config, hparams=A2C_DEFAULTS)
 register_algorithm("TRPO", config_builder=trpo_config, hparams=[*TRPO_DEFAULTS, *TRPO_ALIASES])
+register_algorithm("SAC", config_builder=sac_config, hparams=SAC_DEFAULTS)
 register_algorithm("TRPO_to_PPO", stage_builder=staged_stages, hparams=STAGED_HPARAMS)
 register_algorithm("PPO_to_TRPO", stage_builder=staged_stages, hparams=STAGED_HPARAMS)
+register_algorithm("LoRA_staged", stage_builder=lora_stages, hparams=LORA_HPARAMS)

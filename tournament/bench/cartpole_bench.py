@@ -103,7 +103,9 @@ def _ours(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
     while steps < env_steps:
         result = algo.train()
         steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
-        train_return = float(result["env_runners"].get("episode_return_mean", train_return))
+        latest = float(result["env_runners"].get("episode_return_mean", float("nan")))
+        # An iteration in which no episode ended reports nan: keep the last real value.
+        train_return = latest if np.isfinite(latest) else train_return
     wall = time.perf_counter() - start
     module = algo.learner_group._learner.module[DEFAULT_MODULE_ID]
 

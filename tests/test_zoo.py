@@ -1,0 +1,126 @@
+"""Every algorithm name x module x optimizer trains through the registry and TrialRunner.
+
+The fast set covers each algorithm with both modules (GNN on steer, MLP on predict)
+and cycles the optimizers; the full cross product is marked slow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import ray
+import torch
+
+from algorithms.registry import ALGORITHM_NAMES, MODULE_KINDS, available_algorithms, build_algorithm_config
+from algorithms.trial import TrialConfig, TrialRunner
+from envs.errors import UserInputError
+from optim import OPTIMIZER_NAMES, ASGDAdam, ASGDAmsgrad
+
+PPO_TINY = {"train_batch_size": 100, "minibatch_size": 50, "num_epochs": 1}
+TINY: dict[str, tuple[int, dict]] = {  # algorithm -> (env_steps, algo_hparams)
+    "PPO": (100, dict(PPO_TINY)),
+    "A2C": (100, {"train_batch_size": 100}),
+    "TRPO": (100, {"train_batch_size": 100, "batch_size": 50, "n_critic_updates": 1}),
+    "SAC": (64, {"batch_size": 16, "learning_starts": 16, "train_freq": 4, "steps_per_iteration": 64}),
+    "TRPO_to_PPO": (200, {"first_stage_share": 0.5, "TRPO": {"n_critic_updates": 1}, "PPO": {"num_epochs": 1, "minibatch_size": 50}}),
+    "PPO_to_TRPO": (200, {"first_stage_share": 0.5, "TRPO": {"n_critic_updates": 1}, "PPO": {"num_epochs": 1, "minibatch_size": 50}}),
+    "LoRA_staged": (300, {"stages": {"pretrain": 1 / 3, "lora_convex": 1 / 3, "lora_nonconvex": 1 / 3}, "PPO": dict(PPO_TINY)}),
+}
+STAGES = {
+    "TRPO_to_PPO": ["TRPO", "PPO"],
+    "PPO_to_TRPO": ["PPO", "TRPO"],
+    "LoRA_staged": ["pretrain", "lora_convex", "lora_nonconvex"],
+}
+OPTIMIZERS = {
+    "adam": ({"lr": 1e-3}, torch.optim.Adam, False),
+    "amsgrad": ({"lr": 1e-3}, torch.optim.Adam, True),
+    "asgd_adam": ({"lr_min": 1e-4, "lr_max": 1e-3}, ASGDAdam, None),
+    "asgd_amsgrad": ({"lr_min": 1e-4, "lr_max": 1e-3}, ASGDAmsgrad, None),
+}
+FAST = [
+    (algo, module, task, OPTIMIZER_NAMES[(2 * i + j) % len(OPTIMIZER_NAMES)])
+    for i, algo in enumerate(ALGORITHM_NAMES)
+    for j, (module, task) in enumerate([("gnn", "steer"), ("mlp", "predict")])
+]
+FULL = [
+    pytest.param(algo, module, "steer", opt, marks=pytest.mark.slow)
+    for algo, module, opt in itertools.product(ALGORITHM_NAMES, MODULE_KINDS, OPTIMIZER_NAMES)
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+
+
+def test_every_name_is_available():
+    assert available_algorithms() == ALGORITHM_NAMES
+    assert {a for a, *_ in FAST} == set(ALGORITHM_NAMES)
+    assert {o for *_, o in FAST} == set(OPTIMIZER_NAMES)
+
+
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHM_NAMES if a != "PPO"])
+def test_unknown_hyperparameter_is_a_user_error(algorithm):
+    with pytest.raises(UserInputError, match="trian_batch_size"):
+        config = TrialConfig(target="Mo", algorithm=algorithm, module="mlp", algo_hparams={"trian_batch_size": 10})
+        build_algorithm_config(config)
+
+
+def _check_optimizers(runner: TrialRunner, optimizer: str) -> None:
+    _, cls, amsgrad = OPTIMIZERS[optimizer]
+    named = runner.algo.learner_group._learner._named_optimizers
+    assert named
+    for opt in named.values():
+        assert type(opt) is cls
+        if amsgrad is not None:
+            assert all(g["amsgrad"] is amsgrad for g in opt.param_groups)
+
+
+def _train(algorithm: str, module: str, task: str, optimizer: str) -> None:
+    env_steps, hparams = TINY[algorithm]
+    config = TrialConfig(
+        task=task,
+        target="Mo" if task == "steer" else None,
+        algorithm=algorithm,
+        module=module,
+        optimizer=optimizer,
+        optimizer_hparams=OPTIMIZERS[optimizer][0],
+        algo_hparams={**hparams, "num_envs_per_env_runner": 4},
+        env_steps=env_steps,
+        seed=3,
+    )
+    runner = TrialRunner(config)
+    try:
+        start = {k: v.detach().clone() for k, v in runner.module().named_parameters()}
+        _check_optimizers(runner, optimizer)
+        results = []
+        while not runner.done:
+            results.append(runner.train_iteration())
+            _check_optimizers(runner, optimizer)
+            assert not results[-1]["nan_loss"], results[-1]
+            assert math.isfinite(results[-1]["policy_loss"]), results[-1]
+            if optimizer.startswith("asgd"):
+                assert 0.0 <= results[-1]["frac_lr_max"] <= 1.0
+        assert list(dict.fromkeys(r["stage"] for r in results)) == STAGES.get(algorithm, [algorithm])
+        assert results[-1]["env_steps"] >= env_steps
+        if algorithm not in STAGES:  # a stage switch builds a new module
+            moved = [k for k, v in runner.module().named_parameters() if k in start and not torch.equal(v.detach(), start[k])]
+            assert moved
+        scored = runner.evaluate(n_episodes=3, seed=100)
+        assert 0.0 <= scored["score"] <= 1.0 and len(scored["fates"]) == 3
+    finally:
+        runner.stop()
+
+
+@pytest.mark.parametrize("algorithm,module,task,optimizer", FAST)
+def test_trains_one_budget(algorithm, module, task, optimizer):
+    _train(algorithm, module, task, optimizer)
+
+
+@pytest.mark.parametrize("algorithm,module,task,optimizer", FULL)
+def test_trains_one_budget_full_grid(algorithm, module, task, optimizer):
+    _train(algorithm, module, task, optimizer)
