@@ -153,7 +153,7 @@ def test_yaml_errors_are_one_line(tmp_path):
         load_spec(listed)
 
 
-@pytest.mark.parametrize("name", ["tiny", "quickstart", "ablation_trpo_ppo", "ablation_optimizers", "ablation_max_perturb"])
+@pytest.mark.parametrize("name", ["tiny", "quickstart", "seed_grid", "ablation_trpo_ppo", "ablation_optimizers", "ablation_lora", "ablation_max_perturb"])
 def test_shipped_specs_are_valid(name):
     spec = load_spec(EXPERIMENTS / f"{name}.yaml")
     assert expand_grid(spec)

@@ -150,7 +150,6 @@ class ProgressDisplay:
 
     def render(self, status: dict[str, Any]) -> Any:
         from rich.console import Group
-        from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
 
@@ -164,7 +163,11 @@ class ProgressDisplay:
             (f"{t['failed']} failed ", "red"), f"{t['remaining']} remaining   ",
             f"elapsed {_hms(status['elapsed_s'])}  eta {_hms(status['eta_s'])}",
         )
-        bar = ProgressBar(total=total, completed=finished, width=60)
+        width = 60
+        filled = int(round(width * finished / total))
+        failed = min(filled, int(round(width * t["failed"] / total)))
+        bar = Text.assemble(("━" * (filled - failed), "green"), ("━" * failed, "red"), ("━" * (width - filled), "grey50"),
+                            f"  {100 * finished / total:.0f}%")
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         table.add_column("best cells")
         table.add_column("score", justify="right")

@@ -365,12 +365,11 @@ def run_tournament(
         if diff:
             raise UserInputError(f"{diff}: the spec differs from the one run {root} started with; "
                                  "only execution settings may change on resume")
+    manifest = read_json(paths.manifest) or new_manifest(command)
+    _check_not_running(root, manifest)
     root.mkdir(parents=True, exist_ok=True)
     paths.optuna_dir.mkdir(exist_ok=True)
     atomic_write_text(paths.spec, spec.to_yaml())
-
-    manifest = read_json(paths.manifest) or new_manifest(command)
-    _check_not_running(root, manifest)
     # a driver killed while it held the journal's lock leaves the lock behind; Optuna would
     # wait 30 s before breaking it, and no other driver is running (checked above)
     Path(str(paths.studies) + ".lock").unlink(missing_ok=True)
@@ -385,7 +384,7 @@ def run_tournament(
     started_ray = False
     display = ProgressDisplay(spec.name, enabled=progress)
     try:
-        write_status(paths, "oracle")
+        write_status(paths, "tune")
         oracle = compute_oracle(spec, cells, paths.oracle)
         started_ray = init_ray(spec.execution.address, spec.execution.num_cpus)
         storage_path, storage_fs, uri_run_path = _storage(spec, root, f"attempt-{attempt}")
