@@ -75,7 +75,7 @@ PROVIDERS: dict[str, str] = {
 COMMON_HPARAMS = frozenset(
     {"torch_threads", "num_envs_per_env_runner", "rollout_fragment_length", "optimizer_hparams_by_group"}
 )
-COMMON_DEFAULTS: dict[str, Any] = {"torch_threads": 1, "num_envs_per_env_runner": 8, "rollout_fragment_length": "auto"}
+COMMON_DEFAULTS: dict[str, Any] = {"torch_threads": 1, "num_envs_per_env_runner": 32, "rollout_fragment_length": "auto"}
 
 ConfigBuilder = Callable[["TrialConfig", dict], AlgorithmConfig]
 StageBuilder = Callable[["TrialConfig"], "list[Stage]"]

@@ -25,7 +25,7 @@ OBSERVATION = {"gnn": "graph", "mlp": "flat"}
 
 _COMMON_DEFAULTS: dict[str, Any] = {"hidden": 64, "share_encoder": False, "q_heads": 0}
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "gnn": {**_COMMON_DEFAULTS, "conv": "gcn", "layers": 2, "heads": 2, "backend": "sparse"},
+    "gnn": {**_COMMON_DEFAULTS, "conv": "gcn", "layers": 2, "heads": 2, "backend": "auto"},
     "mlp": {**_COMMON_DEFAULTS, "layers": 2},
 }
 

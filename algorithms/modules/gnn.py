@@ -15,14 +15,15 @@ nodes are told apart by their place in the network, not by a per-gene
 embedding: every weight is shared across genes and the module runs on a world
 of any size.
 
-Backends. ``sparse`` (default) batches B cells as one disconnected graph whose
-edge index is built once per batch size and cached; ``dense`` uses PyG's
-Dense*Conv layers on a (n, n) adjacency per sign. Measured on the myeloid graph
-(11 genes, 30 edges), hidden 64, one layer pair forward + backward, one thread:
-dense is faster for GCN (B=64: 1.6 vs 2.4 ms; B=256: 5.0 vs 7.5 ms), equal for
-GraphSAGE, and slower for GAT (B=256: 19.6 vs 10.4 ms), and dense costs n^2 per
-cell on large graphs. Sparse is the default because it is never much slower and
-scales with the edge count; weights only move between modules of one backend.
+Backends. ``sparse`` batches B cells as one disconnected graph whose edge
+index is built once per batch size and cached; ``dense`` uses PyG's Dense*Conv
+layers on a (n, n) adjacency per sign. Measured on the myeloid graph (11 genes,
+30 edges), hidden 64, one layer pair forward + backward, one thread: dense is
+faster for GCN (B=64: 1.6 vs 2.4 ms; B=256: 5.0 vs 7.5 ms), equal for
+GraphSAGE, and slower for GAT (B=256: 19.6 vs 10.4 ms). ``auto`` (default)
+picks dense for GCN and GraphSAGE, sparse for GAT. Dense costs n^2 per cell, so
+for networks of hundreds of genes choose sparse. Weights move between modules
+of one backend (GCN's are named alike in both).
 
 Heads (``hidden`` = H, pooled g = tanh(W [mean_i h_i ; max_i h_i])):
 
@@ -44,7 +45,9 @@ from torch import nn
 from algorithms.modules.base import CellFateModule, Encoded, mlp
 
 CONVS = ("gat", "gcn", "sage")
-BACKENDS = ("sparse", "dense")
+BACKENDS = ("auto", "sparse", "dense")
+# What "auto" picks per conv, from the measurements in the module docstring.
+AUTO_BACKEND = {"gcn": "dense", "sage": "dense", "gat": "sparse"}
 N_STRUCTURAL = 5
 
 
@@ -80,7 +83,7 @@ class SignedGraphEncoder(nn.Module):
         n = int(cfg["n_genes"])
         self.n = n
         self.conv_kind = cfg["conv"]
-        self.backend = cfg["backend"]
+        self.backend = AUTO_BACKEND[self.conv_kind] if cfg["backend"] == "auto" else cfg["backend"]
         hidden = int(cfg["hidden"])
         edge_index = np.asarray(cfg["edge_index"], dtype=np.int64).reshape(2, -1)
         edge_sign = np.asarray(cfg["edge_sign"], dtype=np.float32)
@@ -183,7 +186,7 @@ class GNNModule(CellFateModule):
 
     model_config (besides the shared keys): edge_index (2, E), edge_sign (E,),
     signatures (F, n), node_features, conv (gat | gcn | sage), layers, hidden,
-    heads (GAT; must divide hidden), backend (sparse | dense).
+    heads (GAT; must divide hidden), backend (auto | sparse | dense).
     """
 
     def setup(self) -> None:
