@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,10 +184,17 @@ class FinalSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    """What one trial uses (Tune reserves it through the algorithm's resource request)."""
+    """What one trial uses (Tune reserves it through the algorithm's resource request).
+
+    `trial_timeout_s` (wall seconds) and `trial_memory_mb` (resident memory of the trial's
+    process) are budgets checked after every training iteration: a trial over either stops and
+    is recorded as failed with the reason, without retries; None = no limit.
+    """
 
     num_env_runners: int = Field(0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    trial_timeout_s: float | None = Field(None, gt=0)
+    trial_memory_mb: float | None = Field(None, gt=0)
 
 
 class ExecutionSpec(_Strict):
@@ -530,6 +538,60 @@ def check_spec(spec: TournamentSpec) -> None:
         raise UserInputError("execution.address: empty; use auto, ray://host:port or host:port")
 
 
+# Algorithm settings that name a checkpoint for trials to load (LoRA_staged's `pretrained`).
+CHECKPOINT_KEYS = ("pretrained",)
+
+
+def _checkpoint_paths(where: str, value: Any) -> list[tuple[str, str]]:
+    """(key path, path) of every checkpoint setting inside nested settings."""
+    if isinstance(value, ParamSpec):
+        values = value.choices if value.choices is not None else [value.value]
+        return [(where, v) for v in values if isinstance(v, str) and v]
+    found: list[tuple[str, str]] = []
+    for key, sub in (value.items() if isinstance(value, dict) else ()):
+        path = f"{where}.{key}"
+        if key in CHECKPOINT_KEYS and isinstance(sub, str) and sub:
+            found.append((path, sub))
+        elif isinstance(sub, (dict, ParamSpec)) and (key in CHECKPOINT_KEYS or isinstance(sub, dict)):
+            found += _checkpoint_paths(path, sub)
+    return found
+
+
+def _storage_root(storage: str) -> Path | None:
+    """The local directory of the run storage; None when it is a remote URI."""
+    if "://" not in storage:
+        return Path(storage).expanduser().resolve()
+    if storage.startswith("file://"):
+        return Path(storage[len("file://"):]).resolve()
+    return None
+
+
+def external_checkpoints(spec: TournamentSpec) -> list[tuple[str, str]]:
+    """(key path, path) of checkpoints the spec loads from outside its own storage."""
+    found = _checkpoint_paths("algorithm_settings", spec.algorithm_settings)
+    found += _checkpoint_paths("hpo.extra", spec.hpo.extra)
+    root = _storage_root(spec.execution.storage)
+    outside = []
+    for where, path in found:
+        p = Path(path).expanduser().resolve()
+        if root is None or not p.is_relative_to(root):
+            outside.append((where, path))
+    return outside
+
+
+def warn_external_checkpoints(spec: TournamentSpec) -> None:
+    """RLlib and module checkpoints are pickles, and unpickling runs code: say so when a spec
+    loads one that this tool did not write into the run storage."""
+    for where, path in external_checkpoints(spec):
+        warnings.warn(
+            f"{where}: checkpoint {path} lies outside the run storage {spec.execution.storage}; "
+            "checkpoints are pickle files and loading one can run arbitrary code, so use only "
+            "checkpoints you trust",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
 def parse_spec(data: Any, source: str = "spec") -> TournamentSpec:
     """A validated spec from already-parsed YAML data."""
     if not isinstance(data, dict):
@@ -538,6 +600,8 @@ def parse_spec(data: Any, source: str = "spec") -> TournamentSpec:
         spec = TournamentSpec.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
+    # before check_spec: probing LoRA_staged already reads its pretrained checkpoint
+    warn_external_checkpoints(spec)
     check_spec(spec)
     return spec
 
