@@ -17,9 +17,16 @@ reason and returns normally, so Tune does NOT retry it (a retry would replay the
 the same NaN) and the tournament goes on; the trial is recorded as failed. Exceptions, in
 contrast, are retried by Tune up to `max_failures` times.
 
+Budgets: `meta["timeout_s"]` (the trial's wall seconds, all attempts together) and
+`meta["memory_mb"]` (resident memory of this process, which holds the learner and, with
+num_env_runners=0, the environments) are checked after every iteration that does not end the
+trial; a trial over either stops the same way as a diverged one, failed with the reason and
+not retried (a retry would hit the same limit). An iteration that hangs is not cut short.
+
 Testing hook: `algo_hparams["_fault"]` (removed before the runner sees it) injects faults:
 `"raise_once"` raises after the first iteration of the first attempt (after a checkpoint),
-`"raise"` raises on every attempt, `"nan"` flags a NaN loss at the first iteration.
+`"raise"` raises on every attempt, `"nan"` flags a NaN loss at the first iteration, `"memory"`
+holds 64 MiB more than the memory budget (256 MiB without one) from the first iteration on.
 """
 
 from __future__ import annotations
@@ -88,6 +95,32 @@ def _node_id() -> str:
         return ""
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def over_budget(meta: dict, wall_seconds: float, iteration: int) -> str | None:
+    """Why the trial must stop for its time or memory budget, or None."""
+    timeout = meta.get("timeout_s")
+    if _finite(timeout) and wall_seconds > timeout:
+        return (f"time budget exceeded: {wall_seconds:.1f} s > resources.trial_timeout_s = {timeout:g} s "
+                f"at iteration {iteration}; not retried")
+    memory = meta.get("memory_mb")
+    if _finite(memory):
+        rss = _rss_mb()
+        if rss > memory:
+            return (f"memory budget exceeded: {rss:.0f} MiB resident > resources.trial_memory_mb = {memory:g} "
+                    f"at iteration {iteration}; not retried")
+    return None
+
+
 def train_trial(config: dict) -> None:
     """Tune function trainable; `config` = {"trial": TrialConfig kwargs, "meta": {...}}."""
     # building the algorithm is part of a trial's cost, so the clocks start here
@@ -130,6 +163,7 @@ def train_trial(config: dict) -> None:
         return tune.Checkpoint.from_directory(d)
 
     this_attempt = 0
+    ballast = b""
     try:
         while not runner.done:
             m = runner.train_iteration()
@@ -137,10 +171,16 @@ def train_trial(config: dict) -> None:
             this_attempt += 1
             it = state["iteration"]
             env_steps = int(m.get("env_steps", 0))
+            if fault == "memory" and not ballast:
+                ballast = b"\x01" * int((float(meta.get("memory_mb") or 192) + 64) * 2**20)
             nan = bool(m.get("nan_loss", False)) or (fault == "nan" and it == 1)
-            last = runner.done and not nan
+            reason = f"NaN/inf loss at iteration {it} (env step {env_steps}); not retried" if nan else None
+            if reason is None and not runner.done:
+                reason = over_budget(meta, spent()[1], it)
+            failed = reason is not None
+            last = runner.done and not failed
             ev: dict[str, Any] | None = None
-            if not nan and (last or it % eval_every == 0):
+            if not failed and (last or it % eval_every == 0):
                 ev = runner.evaluate(episodes, eval_seed)
                 state["score"] = float(ev["score"])
                 if optimum is not None and state["steps_to_90"] is None and state["score"] >= 0.9 * optimum:
@@ -163,8 +203,8 @@ def train_trial(config: dict) -> None:
                 "cpu_seconds": cpu,
                 "wall_seconds": wall,
                 "finished": bool(last),
-                "failed": bool(nan),
-                "fail_reason": f"NaN/inf loss at iteration {it} (env step {env_steps}); not retried" if nan else "",
+                "failed": failed,
+                "fail_reason": reason or "",
                 "attempt": state["attempt"],
             }
             if last and ev is not None:
@@ -173,14 +213,14 @@ def train_trial(config: dict) -> None:
                 metrics["eval_return_mean"] = _float(ev.get("episode_return_mean"))
             inject = (fault == "raise" and this_attempt == 1) or (fault == "raise_once" and it == 1 and not resumed)
             ckpt = None
-            if not nan and not last and (it % ckpt_every == 0 or inject):
+            if not failed and not last and (it % ckpt_every == 0 or inject):
                 ckpt = checkpoint_now()
             try:
                 tune.report(metrics, checkpoint=ckpt)
             finally:
                 if ckpt is not None:
                     shutil.rmtree(ckpt.path, ignore_errors=True)
-            if nan:
+            if failed:
                 return
             if inject:
                 raise InjectedFault(f"injected fault ({fault}) after iteration {it}")
