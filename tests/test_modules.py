@@ -7,7 +7,7 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
-from algorithms.modules import MASKED_LOGIT, OBSERVATION, model_config, module_class
+from algorithms.modules import MASKED_LOGIT, OBSERVATION, GNNModule, model_config, module_class
 from envs.cell_fate_env import CellFateEnv
 from envs.errors import UserInputError
 from envs.network import BooleanNetwork
@@ -177,3 +177,15 @@ def test_bad_module_options_are_user_errors(myeloid):
         model_config(myeloid, "steer", ("knockout",), "gnn", {"conv": "gat", "hidden": 10, "heads": 3})
     with pytest.raises(UserInputError, match="module"):
         model_config(myeloid, "steer", ("knockout",), "cnn")
+
+
+def test_inference_only_module_keeps_the_actor(myeloid):
+    env, full = build(myeloid, "steer", "gnn")
+    cfg = full.model_config
+    lean = GNNModule(observation_space=env.observation_space, action_space=env.action_space, inference_only=True, model_config=cfg)
+    assert not hasattr(lean, "vf_head") and not hasattr(lean, "vf_encoder")
+    lean.set_state(full.get_state(inference_only=True))
+    batch = batch_of(env, 3)
+    torch.testing.assert_close(
+        lean.forward_inference(batch)[Columns.ACTION_DIST_INPUTS], full.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
+    )

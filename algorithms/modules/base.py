@@ -26,6 +26,9 @@ Q-net ``i``, and :meth:`make_target_networks` / :meth:`get_target_network_pairs`
 minimum over the twin target nets), so a SAC module is
 ``class GNNSACModule(GNNModule, QNetAPI, TargetNetworkAPI)`` with no new code.
 
+Env runners build the module with ``inference_only=True`` and keep the actor
+only (RLlib's InferenceOnlyAPI), so weight syncs carry half the parameters.
+
 Masking: invalid actions get the logit ``MASKED_LOGIT`` through ``torch.where``
 (not ``log(mask)``, which would put -inf into the graph): their probability is
 exactly 0, their gradient is 0, and entropy / KL stay finite.
@@ -39,6 +42,7 @@ from typing import Any
 
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.inference_only_api import InferenceOnlyAPI
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
@@ -69,7 +73,7 @@ def apply_action_mask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0.5, logits, torch.full_like(logits, MASKED_LOGIT))
 
 
-class CellFateModule(TorchRLModule, ValueFunctionAPI):
+class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     """Base class of GNNModule and MLPModule; see the module docstring for the layout.
 
     ``model_config`` keys shared by all modules (built by ``algorithms.modules.model_config``):
@@ -102,6 +106,10 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI):
         n_q = int(cfg.get("q_heads", 0))
         self.qf_encoders = nn.ModuleList(self.make_encoder() for _ in range(n_q))
         self.qf_heads = nn.ModuleList(self.make_action_head() for _ in range(n_q))
+
+    def get_non_inference_attributes(self) -> list[str]:
+        """Env runners only act: they get the actor, never the critic or Q-networks."""
+        return ["vf_encoder", "vf_head", "qf_encoders", "qf_heads"]
 
     # ---- parameter groups -----------------------------------------------------------
 
