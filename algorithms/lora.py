@@ -191,18 +191,29 @@ def adapted_key(key: str, wrapped: list[str]) -> str:
     return key
 
 
+def _non_inference_prefixes(module: nn.Module) -> tuple[str, ...]:
+    """Key prefixes an inference-only module (an env runner's) leaves out, e.g. the critic."""
+    if not getattr(module, "inference_only", False) or not hasattr(module, "get_non_inference_attributes"):
+        return ()
+    return tuple(f"{name}." for name in module.get_non_inference_attributes())
+
+
 def load_plain_state(module: nn.Module, state: dict[str, Any], wrapped: list[str] | None = None) -> None:
     """Load a plain (adapter-free) state into `module`, whose adapters keep their values.
 
     Every parameter of `module` except the adapters must receive a value, and every
-    key of `state` must find a place of the same shape: RLlib's set_state would
-    ignore a mismatch silently.
+    key of `state` must find a place of the same shape (an inference-only module
+    skips the parts it does not hold): RLlib's set_state would ignore a mismatch
+    silently.
     """
     wrapped = list(wrapped or [])
     own = module.state_dict()
-    mapped = {adapted_key(k, wrapped): v for k, v in state.items()}
+    skipped = _non_inference_prefixes(module)
+    mapped = {adapted_key(k, wrapped): v for k, v in state.items() if not (skipped and k.startswith(skipped))}
     unknown = sorted(set(mapped) - set(own))
-    missing = sorted(k for k in own if k not in mapped and k.rsplit(".", 1)[-1] not in ADAPTER_KEYS)
+    missing = sorted(
+        k for k in own if k not in mapped and k.rsplit(".", 1)[-1] not in ADAPTER_KEYS and not (skipped and k.startswith(skipped))
+    )
     wrong = sorted(k for k in set(mapped) & set(own) if tuple(np.shape(mapped[k])) != tuple(own[k].shape))
     if unknown or missing or wrong:
         raise ValueError(

@@ -58,8 +58,8 @@ def _module_state(algo: "Algorithm") -> dict[str, Any]:
 def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
     """Copy every weight of `source`'s module into `target`'s and prove it arrived.
 
-    Raises ValueError when the key sets differ or a value did not land (learner or
-    local env runner). Returns the copied keys.
+    Raises ValueError when the key sets differ or a value did not land (learner, and
+    every key of the local env runner's module). Returns the copied keys.
     """
     src = _module_state(source)
     dst_keys = set(_module_state(target))
@@ -69,13 +69,14 @@ def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
             f"only in target {sorted(dst_keys - set(src))[:5]}"
         )
     keys = copy_module_weights(source, target)
-    landed = _module_state(target)
+    wrong = [k for k, v in _module_state(target).items() if not _equal(v, src[k])]
     runner = target.env_runner
-    copies = [landed] + ([runner.module.get_state()] if runner is not None and runner.module is not None else [])
-    for state in copies:
-        wrong = [k for k in keys if not _equal(state[k], src[k])]
-        if wrong:
-            raise ValueError(f"weights did not arrive in the next stage: {wrong[:5]}")
+    if runner is not None and runner.module is not None:
+        # An inference-only runner module holds the actor only: every key it has must match.
+        runner_state = runner.module.get_state()
+        wrong += [k for k, v in runner_state.items() if k not in src or not _equal(v, src[k])]
+    if wrong:
+        raise ValueError(f"weights did not arrive in the next stage: {wrong[:5]}")
     return keys
 
 

@@ -137,11 +137,12 @@ def trpo_step(
     depend on are left alone.
     """
     surrogate, kl = evaluate()
+    before = float(surrogate.detach())
     kl_grads = torch.autograd.grad(kl, params, create_graph=True, allow_unused=True)
     used = [i for i, g in enumerate(kl_grads) if g is not None]
     params = [params[i] for i in used]
     if not params:
-        return TRPOStepResult(False, float(surrogate), float(surrogate), 0.0, 0.0, 1)
+        return TRPOStepResult(False, before, before, 0.0, 0.0, 1)
     flat_kl_grad = flatten([kl_grads[i] for i in used])
     surr_grads = torch.autograd.grad(surrogate, params, retain_graph=True, allow_unused=True)
     g = flatten([torch.zeros_like(p) if d is None else d for p, d in zip(params, surr_grads)]).detach()
@@ -152,7 +153,6 @@ def trpo_step(
 
     direction = conjugate_gradient(fisher_vector_product, g, max_steps=cg_max_steps)
     quad = float(torch.dot(direction, fisher_vector_product(direction)))
-    before = float(surrogate.detach())
     if not (quad > 0 and math.isfinite(quad)):
         return TRPOStepResult(False, before, before, 0.0, 0.0, 1)
     full_step = math.sqrt(2.0 * target_kl / quad) * direction

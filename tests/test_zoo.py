@@ -124,3 +124,80 @@ def test_trains_one_budget(algorithm, module, task, optimizer):
 @pytest.mark.parametrize("algorithm,module,task,optimizer", FULL)
 def test_trains_one_budget_full_grid(algorithm, module, task, optimizer):
     _train(algorithm, module, task, optimizer)
+
+
+# ---- SAC specifics ---------------------------------------------------------------------------
+
+from ray.rllib.algorithms.sac.sac_learner import ACTION_LOG_PROBS, ACTION_PROBS, QF_PREDS  # noqa: E402
+from ray.rllib.core.columns import Columns  # noqa: E402
+
+from algorithms.sac import SACGNNModule, SACMLPModule  # noqa: E402
+
+
+def test_sac_config_carries_the_seed_settings():
+    config = build_algorithm_config(TrialConfig(target="Mo", algorithm="SAC", module="gnn"))
+    assert config.rl_module_spec.module_class is SACGNNModule
+    assert config.rl_module_spec.model_config["q_heads"] == 2
+    assert config.train_batch_size_per_learner == 256 and config.tau == 0.005 and config.gamma == 0.99
+    assert config.replay_buffer_config["capacity"] == 1_000_000
+    assert config.replay_buffer_config["type"] == "EpisodeReplayBuffer"
+    assert config.training_intensity == 256  # one gradient step of 256 per env step
+    assert config.num_steps_sampled_before_learning_starts == 100
+    assert config.initial_alpha == 1.0 and config.target_entropy == "auto"
+    assert config.target_network_update_freq == 0  # every gradient step
+    other = build_algorithm_config(
+        TrialConfig(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"train_freq": 4, "gradient_steps": 2, "ent_coef": "auto_0.1"})
+    )
+    assert other.rl_module_spec.module_class is SACMLPModule
+    assert other.training_intensity == 128 and other.initial_alpha == pytest.approx(0.1)
+    with pytest.raises(UserInputError, match="ent_coef"):
+        build_algorithm_config(TrialConfig(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"ent_coef": 0.2}))
+
+
+def test_sac_optimizers_hold_their_groups():
+    env_steps, hparams = TINY["SAC"]
+    config = TrialConfig(target="Mo", algorithm="SAC", module="mlp", optimizer="asgd_amsgrad",
+                         optimizer_hparams=OPTIMIZERS["asgd_amsgrad"][0],
+                         algo_hparams={**hparams, "optimizer_hparams_by_group": {"alpha": {"lr_min": 1e-3, "lr_max": 1e-2}}},
+                         env_steps=env_steps)
+    runner = TrialRunner(config)
+    try:
+        learner = runner.algo.learner_group._learner
+        module = runner.module()
+        named = {k.split("default_policy_")[1]: v for k, v in learner._named_optimizers.items()}
+        assert set(named) == {"qf", "qf_twin", "policy", "alpha"}
+        ids = lambda params: {id(p) for p in params}  # noqa: E731
+        held = {k: ids(p for g in opt.param_groups for p in g["params"]) for k, opt in named.items()}
+        assert held["qf"] == ids(module.q_parameters(0)) and held["qf_twin"] == ids(module.q_parameters(1))
+        assert held["policy"] == ids(module.actor_parameters())
+        assert held["alpha"] == {id(learner.curr_log_alpha["default_policy"])}
+        assert named["alpha"].param_groups[0]["lr_max"] == 1e-2 and named["qf"].param_groups[0]["lr_max"] == 1e-3
+        alpha0 = float(learner.curr_log_alpha["default_policy"].detach())
+        while not runner.done:
+            result = runner.train_iteration()
+        assert not result["nan_loss"]
+        assert float(learner.curr_log_alpha["default_policy"].detach()) != alpha0
+    finally:
+        runner.stop()
+
+
+def test_sac_forward_train_is_finite_with_masked_actions():
+    from envs.cell_fate_env import CellFateEnv
+    from algorithms.modules import model_config
+
+    env = CellFateEnv({"target": "Mo", "observation": "graph"})
+    cfg = model_config(env.world, "steer", env.kinds, "gnn", {"q_heads": 2})
+    module = SACGNNModule(observation_space=env.observation_space, action_space=env.action_space, model_config=cfg)
+    module.make_target_networks()
+    obs, _ = env.reset(seed=0)
+    obs2, *_ = env.step(1)  # one perturbation: its gene's actions are now masked
+    assert obs2["action_mask"].min() == 0
+    stack = lambda o: {k: torch.as_tensor(v)[None] for k, v in o.items()}  # noqa: E731
+    out = module.forward_train({Columns.OBS: stack(obs2), Columns.NEXT_OBS: stack(obs2)})
+    probs, logp = out[ACTION_PROBS], out[ACTION_LOG_PROBS]
+    masked = torch.as_tensor(obs2["action_mask"])[None] == 0
+    assert torch.all(probs[masked] == 0) and torch.all(torch.isfinite(logp))
+    policy_loss = (probs * (0.5 * logp - out[QF_PREDS].detach())).sum(-1).mean()
+    policy_loss.backward()
+    assert torch.isfinite(policy_loss)
+    assert all(torch.isfinite(p.grad).all() for p in module.actor_parameters() if p.grad is not None)
