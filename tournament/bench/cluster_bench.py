@@ -1,0 +1,90 @@
+"""The same tiny tournament on 1, 2 and 3 raylets of a local multi-node cluster.
+
+Each raylet is a Ray node with one CPU (ray.cluster_utils.Cluster), and the driver joins the
+cluster by its address, as `tournament run --address` does on a real cluster. All raylets
+share this machine's cores, so the figures show what the multi-node machinery costs (node
+start, scheduling across raylets, results and checkpoints through the storage), not a
+speed-up: that needs raylets on separate machines.
+
+Per-trial overhead = (wall x raylets - sum of trial wall seconds) / trials: the slot time a
+trial costs beyond its own run. `cluster_start_s` (starting the raylets) is not in `wall_s`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tournament.bench.tournament_bench import bench_spec
+
+NOTE = "raylets share one machine: overhead, not speed-up"
+
+
+def _trials(run_dir: Path) -> list[dict]:
+    with open(run_dir / "trials.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def bench_cluster(
+    raylets: tuple[int, ...] = (1, 2, 3),
+    env_steps: int = 2000,
+    trials_per_cell: int = 2,
+    seeds: int = 1,
+    runner: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per cluster size; the tournament is tournament_bench's two PPO cells."""
+    from ray.cluster_utils import Cluster
+
+    from tournament.runner import run_tournament
+    from tournament.spec import parse_spec
+
+    rows: list[dict[str, Any]] = []
+    saved = os.environ.get("RAY_TMPDIR")
+    # a private Ray temp dir: a plain ray.init() elsewhere on the machine must not join this cluster
+    ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = ray_tmp
+    try:
+        for n in raylets:
+            with tempfile.TemporaryDirectory(prefix="cluster-bench-") as storage:
+                t0 = time.perf_counter()
+                cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+                try:
+                    for _ in range(n - 1):
+                        cluster.add_node(num_cpus=1)
+                    cluster.wait_for_nodes()
+                    started = time.perf_counter() - t0
+                    spec_data = bench_spec(f"cluster{n}", storage, env_steps, trials_per_cell, seeds, 1, runner)
+                    spec_data["execution"].pop("num_cpus")
+                    spec_data["execution"]["address"] = cluster.address
+                    spec = parse_spec(spec_data)
+                    t1 = time.perf_counter()
+                    run_dir = run_tournament(spec, progress=False, build_report=False)
+                    wall = time.perf_counter() - t1
+                finally:
+                    cluster.shutdown()
+                trials = _trials(run_dir)
+                trial_wall = sum(float(r["wall_seconds"] or 0) for r in trials)
+                rows.append({
+                    "raylets": n,
+                    "trials": len(trials),
+                    "failed": sum(r["status"] == "failed" for r in trials),
+                    "nodes_used": len({r["node_id"] for r in trials}),
+                    "cluster_start_s": round(started, 1),
+                    "wall_s": round(wall, 1),
+                    "mean_trial_wall_s": round(trial_wall / max(1, len(trials)), 1),
+                    "overhead_per_trial_s": round((wall * n - trial_wall) / max(1, len(trials)), 2),
+                    "cpus_on_machine": os.cpu_count(),
+                    "note": NOTE,
+                })
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return rows
