@@ -241,3 +241,28 @@ def test_tiny_tournament_on_a_two_node_cluster(tmp_path):
         assert len(nodes) == 2  # one CPU per node, two trials at once: both nodes trained
     finally:
         cluster.shutdown()
+
+
+def test_early_stopping_stops_weak_trials_of_a_cell_only_in_tuning(tmp_path, ray_local):
+    spec = parse_spec(spec_dict(
+        "early", tmp_path,
+        grid={"algorithm": ["PPO"], "optimizer": ["adam"], "module": ["gnn"]},
+        algorithm_settings={"PPO": {"train_batch_size": 200}},
+        budget={"env_steps": 1200},
+        hpo={"trials_per_cell": 5, "sampler": "random", "space": {"adam": {"lr": {"choices": [3.0e-4, 1.0e-9]}}}},
+        early_stopping={"enabled": True, "grace_iterations": 2, "min_trials": 1},
+        final={"seeds": 1},
+        execution={"storage": str(tmp_path), "runner": SCRIPTED, "max_concurrent": 1},
+    ))
+    run = run_tournament(spec, progress=False, build_report=False)
+    trials = rows(run / "trials.csv")
+    stopped = [r for r in trials if "stopped early" in r["fail_reason"]]
+    hopeless = [r for r in trials if json.loads(r["hparams"])["lr"] == 1.0e-9]
+    # a trial that cannot learn is stopped once its cell has peers; the first trial has none
+    assert hopeless and all(r in stopped for r in hopeless)
+    assert trials[0]["trial_id"].endswith("-t0") and trials[0] not in stopped
+    assert all(r["phase"] == "tune" and r["status"] == "ok" and int(r["env_steps"]) < 1200 for r in stopped)
+    final = [r for r in trials if r["phase"] == "final"]
+    assert len(final) == 1 and int(final[0]["env_steps"]) == 1200 and json.loads(final[0]["hparams"])["lr"] == 3.0e-4
+    (study,) = studies(run).values()
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) == len(stopped)

@@ -63,6 +63,8 @@ def _summary(root: Path) -> None:
     click.echo(f"run {root}: {manifest.get('status', '?')}")
     if status:
         click.echo(format_status(status))
+    if (Path(root) / "report.html").is_file():
+        click.echo(f"leaderboard: {Path(root) / 'leaderboard.md'}\nreport: {Path(root) / 'report.html'}")
 
 
 @click.command("status")
@@ -101,8 +103,11 @@ def report_cmd(run_dir) -> None:
         from tournament.report import build_report
     except ImportError as exc:
         raise click.ClickException(f"the report is not available in this build ({exc})")
-    result = build_report(root)
-    click.echo(f"report written to {result if result else root}")
+    written = build_report(root) or {}
+    click.echo(f"report rebuilt in {root}: {len(written)} files")
+    for name in ("leaderboard.md", "report.html"):
+        if (root / name).is_file():
+            click.echo(f"  {root / name}")
 
 
 COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd)

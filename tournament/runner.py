@@ -268,9 +268,11 @@ class RunDirCallback(_tune_callback_base()):
 def _quiet_ray_logs() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # legacy reporter: honours verbose=0
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-    for name in ("ray", "ray.tune", "ray.train", "ray.rllib", "ray.data"):
+    for name in ("ray", "ray.train", "ray.rllib", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Tune logs every failed trial with its traceback; those go to trials.csv and the trial's
+    # error.txt instead, so the terminal stays a progress display
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> bool:

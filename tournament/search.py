@@ -3,9 +3,9 @@
 Tune's OptunaSearch refuses `grid_search`, so the grid lives here, outside Optuna. The searcher
 hands out tuning trials cell by cell (always the cell with the fewest trials handed out), so all
 cells progress together and the cluster stays full; each cell's study is told only its own
-trials. As soon as every tuning trial of a cell has finished, the cell's best configuration is
-handed out again once per final seed (the final phase), while other cells are still tuning:
-no barrier between the phases, so no idle tail.
+trials. Once every tuning trial is handed out, the cells whose tuning has finished get their
+best configuration handed out once per final seed (the final phase) while the last tuning
+trials still run: no barrier between the phases, so no idle slots at the switch.
 
 Persistence and resume: the studies live in an Optuna JournalStorage file (`optuna/studies.log`,
 one study per cell, named by the cell id); every ask and tell is appended there at once. A new
@@ -226,17 +226,19 @@ class CellSearcher(Searcher):
         return metric in (None, self.metric) and mode in (None, self.mode)
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        final = self._next_final()
-        if final is not None:
+        # tuning first, so every cell's study progresses; final seeds fill the slots that the
+        # last tuning trials leave idle
+        cid = self._next_tuning_cell()
+        if cid is None:
+            final = self._next_final()
+            if final is None:
+                return Searcher.FINISHED if self._all_handed_out() else None
             cid, seed = final
             params = self.best_params(cid)
             self._cells[cid].finals_handed.add(seed)
             self._live[trial_id] = ("final", cid, seed)
             self.handed_out.append(("final", cid, seed))
             return self.config_fn(cid, "final", params, seed, f"{cid}-s{seed}")
-        cid = self._next_tuning_cell()
-        if cid is None:
-            return Searcher.FINISHED if self._all_handed_out() else None
         st = self._cells[cid]
         if st.requeued:
             slot = st.requeued.pop(0)
