@@ -122,6 +122,10 @@ class ProgressDisplay:
         self._live = None
         self._last = 0.0
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks with the experiment state; a live terminal does not travel
+        return {**self.__dict__, "_live": None}
+
     def __enter__(self) -> "ProgressDisplay":
         if self.enabled:
             from rich.console import Console

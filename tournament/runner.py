@@ -412,6 +412,7 @@ def run_tournament(
             display.update(tracker.status(), force=True)
             _fit(spec, searcher, callback, storage_path, storage_fs, f"attempt-{attempt}", cells, cells_by_id, oracle)
             callback.flush(force=True)
+            display.update(tracker.status(), force=True)
         complete = searcher._all_handed_out() and not tracker.running and tracker.remaining == 0
         status = "finished" if complete else "interrupted"
         if complete and build_report:
