@@ -24,6 +24,7 @@ Partial curves of interrupted trials are dropped (the trial re-runs under the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from envs.errors import UserInputError
 from tournament.cells import Cell, expand_grid
@@ -276,7 +277,13 @@ def _quiet_ray_logs() -> None:
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Start (or join) Ray unless this process already has it; True when started here."""
+    """Start (or join) Ray unless this process already has it; True when started here.
+
+    With an address the cluster's own settings apply. Without one the embedded instance is
+    private to this driver: `address="local"` so that it never joins a cluster another process
+    left in Ray's temp dir, servers on loopback only, no dashboard. Ray's token authentication
+    (on by default) is left as it is.
+    """
     import ray
 
     _quiet_ray_logs()
@@ -286,8 +293,31 @@ def init_ray(address: str | None, num_cpus: int | None) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+        with _loopback_node_address():
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
     return True
+
+
+@contextlib.contextmanager
+def _loopback_node_address() -> Iterator[None]:
+    """Let a local Ray node take 127.0.0.1 as its address, so its servers listen on loopback.
+
+    Ray 2.60 swaps a loopback `_node_ip_address` for the machine's routable address, and its
+    gRPC servers then listen on every interface. It keeps 127.0.0.1 only where clusters are
+    off (`ray_constants.ENABLE_RAY_CLUSTER`, false by default on macOS and Windows), which it
+    reads while the node starts.
+    """
+    from ray._private import ray_constants
+
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        yield
+        return
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _storage(spec: TournamentSpec, local_root: Path, attempt_dir: str) -> tuple[str, Any, str | None]:
@@ -384,6 +414,7 @@ def run_tournament(
     cells_by_id = {c.cell_id: c for c in cells}
     status = "failed"
     started_ray = False
+    storage_fs = uri_run_path = None
     display = ProgressDisplay(spec.name, enabled=progress)
     try:
         write_status(paths, "tune")
@@ -420,8 +451,6 @@ def run_tournament(
             _build_report(root)
         tracker.phase = "done" if complete else tracker.phase
         tracker.write(paths.status)
-        if uri_run_path is not None:
-            _upload(root, storage_fs, uri_run_path)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -435,6 +464,8 @@ def run_tournament(
             import ray
 
             ray.shutdown()
+    if uri_run_path is not None:  # after the manifest's last update, so the URI's copy has it
+        _upload(root, storage_fs, uri_run_path)
     return root
 
 
@@ -485,6 +516,7 @@ def _make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[st
                 "eval_every": spec.evaluation.every_iterations, "eval_episodes": spec.evaluation.episodes,
                 "final_eval_episodes": spec.final.eval_episodes, "eval_seed": spec.evaluation.seed,
                 "checkpoint_every": spec.execution.checkpoint_every, "optimum": optimum, "hparams": hparams,
+                "timeout_s": spec.resources.trial_timeout_s, "memory_mb": spec.resources.trial_memory_mb,
             },
         }
 
