@@ -6,7 +6,9 @@ training, evaluation); the wall clock runs from the start of `run_tournament` (R
 the oracle included) to its end, so everything the engine adds counts against it.
 `utilization_fit` uses only the Tune experiment's wall time (first trial start to last end).
 Per-trial overhead = (wall x concurrency - sum of trial wall seconds) / trials: the slot time a
-trial costs beyond its own run (scheduling, process start, result handling).
+trial costs beyond its own run (scheduling, process start, result handling). slot_occupancy =
+sum of trial wall seconds / (wall x concurrency) is the engine's share alone: on a machine shared
+with other work, utilization falls with the CPU the trials get, occupancy does not.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def bench_tournament(
         "wall_s": round(wall, 1),
         "utilization": round(stats["trial_cpu_s"] / (wall * cpus), 3),
         "utilization_fit": round(stats["trial_cpu_s"] / (fit_wall * cpus), 3) if fit_wall else None,
+        # the engine's part alone: how much of the wall time the trial slots were occupied
+        "slot_occupancy": round(stats["trial_wall_s"] / (wall * concurrency), 3),
         "overhead_per_trial_s": round((wall * concurrency - stats["trial_wall_s"]) / max(1, stats["trials"]), 2),
     }
 
