@@ -9,7 +9,8 @@ each other without import cycles.
 
 Defaults follow the library the seed used (SB3 / sb3-contrib) except the batch
 sizes, which are set for RLlib's per-iteration overhead and short cell-fate
-episodes (see each dict).
+episodes (see each dict). For the predict task gamma defaults to 0, as for PPO
+(``algorithms.ppo.task_defaults``).
 """
 
 from __future__ import annotations
@@ -73,16 +74,22 @@ STAGED_HPARAMS = ("stages", "first_stage_share", "TRPO", "PPO", "A2C")
 LORA_HPARAMS = ("stages", "pretrained", "rank", "alpha", "layers", "algorithm", "PPO", "A2C", "TRPO")
 
 
-def _settings(defaults: dict[str, Any], hparams: dict, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+def _settings(
+    defaults: dict[str, Any], config: "TrialConfig", hparams: dict, aliases: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the task's (predict: gamma 0, as PPO), then the trial's own values."""
+    from algorithms.ppo import task_defaults
+
     given = {(aliases or {}).get(k, k): v for k, v in hparams.items()}
-    return {**defaults, **{k: v for k, v in given.items() if k in defaults}}
+    task = {k: v for k, v in task_defaults(config.task).items() if k in defaults}
+    return {**defaults, **task, **{k: v for k, v in given.items() if k in defaults}}
 
 
 def a2c_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """A2C for a trial: one gradient step per batch of ``train_batch_size`` env steps."""
     from algorithms.a2c import A2CConfig, A2CTorchLearner
 
-    h = _settings(A2C_DEFAULTS, hparams)
+    h = _settings(A2C_DEFAULTS, config, hparams)
     algo = apply_common(A2CConfig(), config, hparams, A2CTorchLearner)
     return algo.training(
         train_batch_size_per_learner=int(h["train_batch_size"]),
@@ -99,7 +106,7 @@ def trpo_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """TRPO for a trial; the trial's optimizer trains the critic."""
     from algorithms.trpo import TRPO_HPARAMS, TRPOConfig, TRPOTorchLearner
 
-    h = _settings(TRPO_DEFAULTS, hparams, TRPO_ALIASES)
+    h = _settings(TRPO_DEFAULTS, config, hparams, TRPO_ALIASES)
     algo = apply_common(TRPOConfig(), config, hparams, TRPOTorchLearner)
     trpo = {k: h[k] for k in TRPO_HPARAMS if k in h}
     return algo.training(
@@ -120,7 +127,7 @@ def sac_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
 
     from algorithms.sac import SAC_MODULES, SACTorchLearner, sac_training
 
-    h = _settings(SAC_DEFAULTS, hparams)
+    h = _settings(SAC_DEFAULTS, config, hparams)
     algo = apply_common(SACConfig(), config, hparams, SACTorchLearner, module_overrides={"q_heads": 2})
     spec = algo.rl_module_spec
     algo.rl_module(rl_module_spec=RLModuleSpec(module_class=SAC_MODULES[spec.module_class], model_config=spec.model_config))
