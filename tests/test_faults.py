@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tournament.cli import main
 from tournament.runner import resume_tournament, run_tournament
 from tournament.spec import parse_spec
 
@@ -69,9 +70,11 @@ def trial_keys(run: Path) -> set[tuple[str, str, str]]:
     return {(r["trial_id"], r["phase"], r["seed"]) for r in rows(run / "trials.csv")}
 
 
+@pytest.mark.slow  # about 2-3 minutes on a loaded 2-core machine; kill and resume alone are in test_tournament
 def test_killed_driver_gives_a_partial_report_and_resumes_to_the_uninterrupted_trials(tmp_path, ray_local):
     # the uninterrupted run; the killed one burns CPU in its trials so that it is killed mid-way
-    reference = run_tournament(parse_spec(spec_dict("crash", tmp_path / "reference")), progress=False)
+    reference = run_tournament(parse_spec(spec_dict("crash", tmp_path / "reference")), progress=False,
+                               build_report=False)
     slow = {"PPO": {"train_batch_size": 200, "work_s": 0.3}, "A2C": {"train_batch_size": 200, "work_s": 0.3}}
     spec_file = tmp_path / "crash.yaml"
     spec_file.write_text(yaml.safe_dump(spec_dict("crash", tmp_path / "runs", algorithm_settings=slow)))
@@ -88,12 +91,11 @@ def test_killed_driver_gives_a_partial_report_and_resumes_to_the_uninterrupted_t
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
+        driver.stderr.close()
     assert len(rows(run / "trials.csv")) < 8
 
     # the report of the killed run is built from what exists and says it is partial
-    out = subprocess.run([sys.executable, "-m", "tournament.cli", "report", str(run)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert main(["report", str(run)]) == 0
     for name in ("leaderboard.md", "report.html"):
         assert "Partial report" in (run / name).read_text(), name
     assert json.loads((run / "manifest.json").read_text())["status"] == "running"
@@ -104,8 +106,9 @@ def test_killed_driver_gives_a_partial_report_and_resumes_to_the_uninterrupted_t
     assert trial_keys(run) == trial_keys(reference)
     assert len(trial_keys(run)) == 2 * (2 + 2)
     assert {r["status"] for r in rows(run / "trials.csv")} == {"ok"}
-    board = {(r["cell_id"], r["n_seeds"], r["score_source"]) for r in rows(run / "leaderboard.csv")}
-    assert board == {(r["cell_id"], r["n_seeds"], r["score_source"]) for r in rows(reference / "leaderboard.csv")}
+    finals = [r["cell_id"] for r in rows(reference / "final_scores.csv")]
+    board = {r["cell_id"]: int(r["n_seeds"]) for r in rows(run / "leaderboard.csv")}
+    assert board == {cell: finals.count(cell) for cell in finals}
     assert "Partial report" not in (run / "leaderboard.md").read_text()
 
 
