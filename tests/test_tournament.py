@@ -177,7 +177,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
         grid={"algorithm": ["PPO", "A2C"], "optimizer": ["adam"]},
         algorithm_settings={"PPO": {"train_batch_size": 200, "work_s": 0.4},
                             "A2C": {"train_batch_size": 200, "work_s": 0.4}},
-        budget={"env_steps": 800}, hpo={"trials_per_cell": 3}, final={"seeds": 2},
+        budget={"env_steps": 600}, hpo={"trials_per_cell": 2}, final={"seeds": 1},
         execution={"storage": str(tmp_path / "runs"), "runner": SCRIPTED, "num_cpus": 2, "checkpoint_every": 1},
     )
     spec_file.write_text(yaml.safe_dump(data))
@@ -187,7 +187,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
     try:
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline and driver.poll() is None:
-            if (run / "trials.csv").is_file() and len(rows(run / "trials.csv")) >= 3:
+            if (run / "trials.csv").is_file() and len(rows(run / "trials.csv")) >= 2:
                 break
             time.sleep(0.2)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
@@ -195,7 +195,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     before = {r["trial_id"]: r for r in rows(run / "trials.csv")}
-    assert 3 <= len(before) < 10
+    assert 2 <= len(before) < 6
     history = {name: [(t.number, t.params, t.value) for t in s.trials if t.state == TrialState.COMPLETE]
                for name, s in studies(run).items()}
     assert json.loads((run / "manifest.json").read_text())["status"] == "running"
@@ -204,19 +204,19 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
 
     resume_tournament(run, progress=False)
     after = {r["trial_id"]: r for r in rows(run / "trials.csv")}
-    assert len(after) == 2 * (3 + 2)
+    assert len(after) == 2 * (2 + 1)
     for key, row in before.items():
         assert after[key] == row  # not re-run: same CPU seconds, node, scores
     for name, study in studies(run).items():
         done = [(t.number, t.params, t.value) for t in study.trials if t.state == TrialState.COMPLETE]
         assert done[: len(history[name])] == history[name]  # the study kept its history
-        assert len(done) == 3
+        assert len(done) == 2
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and len(manifest["sessions"]) == 2
     curves = rows(run / "curves.csv")
     keys = [(c["trial_id"], c["iteration"]) for c in curves]
     assert len(keys) == len(set(keys))
-    assert all(len([k for k in keys if k[0] == t]) == 4 for t in after)  # 800 steps / 200 per iteration
+    assert all(len([k for k in keys if k[0] == t]) == 3 for t in after)  # 600 steps / 200 per iteration
 
 
 @pytest.mark.slow
