@@ -28,10 +28,12 @@ def parse_perturbation(text: str) -> tuple[str, str]:
 
 
 @click.command("worlds")
+@click.argument("search_dir", required=False, type=click.Path())
 @click.option("--dir", "directory", type=click.Path(), default=None, help="Also list worlds saved below this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def worlds_cmd(directory: str | None, as_json: bool) -> None:
-    """Every world with its genes, inputs, fates and start states."""
+def worlds_cmd(search_dir: str | None, directory: str | None, as_json: bool) -> None:
+    """Every world with its genes, inputs, fates and start states (also those saved below DIR)."""
+    directory = directory or search_dir
     names: list[str] = list(builtin_world_names())
     if directory:
         if not Path(directory).is_dir():
