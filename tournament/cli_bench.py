@@ -17,7 +17,8 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "cartpole": ("tournament.bench.cartpole_bench", "bench_cartpole", {"seeds": (0,)}),
     "gnn": ("tournament.bench.gnn_bench", "bench_gnn", {"sizes": (11, 30)}),
     "inference": ("tournament.bench.inference_bench", "bench_inference", {"seeds": (0,)}),
-    "tournament": ("tournament.bench.tournament_bench", "bench_tournament", {}),
+    "tournament": ("tournament.bench.tournament_bench", "bench_tournament", {"env_steps": 4000}),
+    "cluster": ("tournament.bench.cluster_bench", "bench_cluster", {"raylets": (1, 2)}),
 }
 
 
@@ -38,7 +39,7 @@ def run_bench(target: str, quick: bool) -> list[dict]:
 @click.option("--quick", is_flag=True, help="Smaller sizes and budgets (a smoke run, not for the record).")
 @click.option("--file", "bench_file", default="BENCHMARKS.md", show_default=True)
 def bench_cmd(target: str, as_json: bool, record: bool, quick: bool, bench_file: str) -> None:
-    """Measure speed: env, oracle, train (vs SB3), cartpole (vs SB3/sb3-contrib), gnn, inference, tournament."""
+    """Measure speed: env, oracle, train (vs SB3), cartpole (vs SB3/sb3-contrib), gnn, inference, tournament, cluster."""
     from tournament.bench.record import markdown_table, record as record_rows
 
     targets = sorted(BENCHES) if target == "all" else [target]
