@@ -42,9 +42,10 @@ _CHUNK = 1 << 15
 # Linear systems up to this size are solved dense: numpy beats scipy.sparse's per-call
 # overhead there, and larger dense solves go multi-threaded and slow on busy machines.
 DENSE_SOLVE = 80
-# Sparse LU up to this many unknowns; past it, LU fill-in on hypercube-like state
-# graphs explodes (minutes at 20k states), so an iterative method takes over.
+# Cyclic attractors up to this size get their stationary law by sparse LU, larger
+# ones by power iteration (LU fill-in explodes on hypercube-like state graphs).
 DIRECT_LIMIT = 3000
+SERIES_STEPS = 2000  # jump-chain steps before the absorption solve switches to GMRES
 SETTLE_MIN = 2000  # transient states beyond which single-outcome states are settled first
 MAX_ITER = 20_000
 
@@ -220,27 +221,28 @@ def stationary(P, max_iter: int = MAX_ITER) -> np.ndarray:
 def expected_visits(Q, max_iter: int = MAX_ITER) -> np.ndarray:
     """y = e_0 (I - Q)^-1: expected visits to each transient state, starting at state 0.
 
-    Large systems: the series sum_t e_0 J^t on the jump chain J (Q without its
-    self-loops, which only delay absorption), then GMRES from that partial sum when
-    the series is slow (metastable states).
+    Beyond dense sizes: the series sum_t e_0 J^t on the jump chain J (Q without its
+    self-loops, which only delay absorption) until less than 1e-12 of the mass is
+    still transient, then GMRES from that partial sum if the series is slow
+    (metastable states). Sparse LU was tried and lost: its fill-in on hypercube-like
+    state graphs costs 0.1 s at 2000 states and minutes at 20 000.
     """
     m = Q.shape[0]
     e = np.zeros(m)
     e[0] = 1.0
     if not sp.issparse(Q):
         return np.linalg.solve((np.eye(m) - Q).T, e)
-    if m <= DIRECT_LIMIT:
-        return np.atleast_1d(spsolve((sp.identity(m, format="csc") - Q).T.tocsc(), e))
-    hold = 1.0 / (1.0 - Q.diagonal())  # mean holding time per visit of the jump chain
-    J = ((Q - sp.diags(Q.diagonal())).T @ sp.diags(hold)).tocsr()
+    stay = Q.diagonal()
+    hold = 1.0 / (1.0 - stay)  # mean holding time of a visit; stay < 1 off attractors
+    J = ((Q - sp.diags(stay)).T @ sp.diags(hold)).tocsr()
     z = np.zeros(m)
     x = e
-    for _ in range(min(max_iter, 2000)):
+    for _ in range(min(max_iter, SERIES_STEPS)):
         z += x
         x = J @ x
         if x.sum() < 1e-12:
             return z * hold
-    # z solves (I - J) z = e: continue from the partial sum.
+    # z solves (I - J) z = e: go on from the partial sum.
     z, info = gmres(sp.identity(m, format="csr") - J, e, x0=z, rtol=1e-12, restart=100, maxiter=max_iter // 100)
     if info != 0:
         raise StateSpaceTooLarge(f"{m} undecided transient states: the absorption solve did not converge")
