@@ -310,15 +310,18 @@ def best_perturbations(
     best = [
         {"perturbations": [[g, kd] for g, kd in _named(world, s)], "probability": scored[s]} for s in ranked
     ]
-    exact = not searched and evaluate.exact
+    # An exactly computed probability of 1 cannot be beaten, so a search that found one
+    # has the exact optimum even though it did not enumerate every set.
+    certain = evaluate.exact and max(scored.values()) >= 1.0
+    exact = evaluate.exact and (not searched or certain)
     chain = "exact absorbing Markov chain" if evaluate.exact else "Monte-Carlo where the chain exceeded the state cap"
     if searched:
         how = (
             f"exhaustive over sizes 0..{exhaustive_upto}, beam search (width {beam_width}) over sizes "
             f"{exhaustive_upto + 1}..{k} plus single-swap hill climbing; a lower bound"
         )
-        if evaluate.exact and max(scored.values()) >= 1.0:
-            how += " (here certain success was found, which no set can beat)"
+        if certain:
+            how += " (here certain success was found, which no set can beat: the optimum is exact)"
     else:
         how = f"exhaustive over all {len(scored)} sets of size <= {k}"
     baseline = evaluate(())
