@@ -9,6 +9,7 @@ a node removed from a multi-node cluster is in tests/test_cluster.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -89,7 +90,8 @@ def test_killed_driver_gives_a_partial_report_and_resumes_to_the_uninterrupted_t
             time.sleep(0.2)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
         driver.stderr.close()
     assert len(rows(run / "trials.csv")) < 8

@@ -41,8 +41,13 @@ def bench_cluster(
     from ray.cluster_utils import Cluster
 
     from tournament.runner import run_tournament
-    from tournament.spec import parse_spec
+    from tournament.spec import parse_spec, with_overrides
 
+    # validated before any cluster exists in this process: building RLlib configs while this
+    # process holds a Cluster but is not connected to it makes Tune's registry connect midway
+    spec_data = bench_spec("cluster", "runs", env_steps, trials_per_cell, seeds, 1, runner)
+    spec_data["execution"].pop("num_cpus")
+    base_spec = parse_spec(spec_data)
     rows: list[dict[str, Any]] = []
     saved = os.environ.get("RAY_TMPDIR")
     # a private Ray temp dir: a plain ray.init() elsewhere on the machine must not join this cluster
@@ -58,10 +63,7 @@ def bench_cluster(
                         cluster.add_node(num_cpus=1)
                     cluster.wait_for_nodes()
                     started = time.perf_counter() - t0
-                    spec_data = bench_spec(f"cluster{n}", storage, env_steps, trials_per_cell, seeds, 1, runner)
-                    spec_data["execution"].pop("num_cpus")
-                    spec_data["execution"]["address"] = cluster.address
-                    spec = parse_spec(spec_data)
+                    spec = with_overrides(base_spec, address=cluster.address, storage=storage)
                     t1 = time.perf_counter()
                     run_dir = run_tournament(spec, progress=False, build_report=False)
                     wall = time.perf_counter() - t1
