@@ -24,7 +24,7 @@ from algorithms.trpo import TRPOConfig, actor_critic_parameters, trpo_step
 @pytest.fixture(scope="module")
 def ray_session():
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield
 
 

@@ -18,7 +18,7 @@ FAST = {"num_envs_per_env_runner": 4}
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield
 
 

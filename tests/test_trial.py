@@ -35,7 +35,7 @@ METRIC_KEYS = {"env_steps", "stage", "episode_return_mean", "policy_loss", "frac
 def ray_session():
     # One Ray instance for the module; a session started by another test file is reused.
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield
 
 
