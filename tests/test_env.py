@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs import UserInputError, load_world
-from envs.cell_fate_env import CellFateEnv, register_env
+from envs import CellFateEnv, UserInputError, load_world
+from envs.cell_fate_env import register_env
 from envs.simulate import monte_carlo_fates
 
 
