@@ -8,7 +8,6 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-import ray
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
@@ -19,13 +18,6 @@ from algorithms.conjugate_gradient import conjugate_gradient
 from algorithms.registry import build_algorithm_config
 from algorithms.trial import TrialConfig, TrialRunner
 from algorithms.trpo import TRPOConfig, actor_critic_parameters, trpo_step
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
 
 
 # ---- conjugate gradient -------------------------------------------------------------------

@@ -54,19 +54,6 @@ def spec_dict(name: str, storage: Path | str, **changes) -> dict:
     return data
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        # address="local": never join a cluster that another process left in /tmp/ray
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
 def trial_keys(run: Path) -> set[tuple[str, str, str]]:
     return {(r["trial_id"], r["phase"], r["seed"]) for r in rows(run / "trials.csv")}
 

@@ -10,7 +10,6 @@ Run with ``pytest -m slow tests/test_learning.py -s``.
 from __future__ import annotations
 
 import pytest
-import ray
 
 from algorithms.trial import TrialConfig, TrialRunner
 from envs.oracle import bayes_optimal_accuracy, best_perturbations
@@ -22,14 +21,8 @@ EVAL_EPISODES = 200
 EVAL_SEED = 10_000
 KINDS = ("knockout", "overexpression")
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
 def steps_to_fraction(config: TrialConfig, optimum: float, fraction: float = 0.9) -> tuple[int | None, list]:

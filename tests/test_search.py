@@ -164,23 +164,17 @@ def _cheap_trainable(config):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_shipping_this_module(ray_local):
+    """The trainable lives in this test module, which workers cannot import: ship it by value."""
     import sys
 
-    import ray
     from ray import cloudpickle
 
-    # the trainable lives in this test module, which workers cannot import: ship it by value
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
-    if started:
-        ray.shutdown()
 
 
-def test_under_tune_every_cell_its_own_study_and_concurrency_respected(tmp_path, ray_local):
+def test_under_tune_every_cell_its_own_study_and_concurrency_respected(tmp_path, ray_shipping_this_module):
     from ray import tune
 
     log = tmp_path / "events.jsonl"

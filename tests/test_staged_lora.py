@@ -4,7 +4,6 @@ in either stage; LoRA adapters, their stages and what each stage may change."""
 from __future__ import annotations
 
 import pytest
-import ray
 import torch
 
 from algorithms.registry import algorithm_stages
@@ -15,11 +14,7 @@ from envs.errors import UserInputError
 FAST = {"num_envs_per_env_runner": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
+pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def staged_trial(algorithm: str = "TRPO_to_PPO", module: str = "mlp", **hparams) -> TrialConfig:

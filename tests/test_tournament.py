@@ -66,18 +66,6 @@ def spec_dict(name: str, storage: Path | str, **changes) -> dict:
     return data
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
 def check_run_dir(run: Path, n_cells: int, trials_per_cell: int, seeds: int) -> None:
     """Every contract file is there and consistent."""
     for name in CONTRACT_FILES:

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import ray
 import torch
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -31,12 +30,7 @@ OPTIMIZERS = {
 METRIC_KEYS = {"env_steps", "stage", "episode_return_mean", "policy_loss", "frac_lr_max", "lr_mean", "nan_loss"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    # One Ray instance for the module; a session started by another test file is reused.
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
+pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import itertools
 import math
 
 import pytest
-import ray
 import torch
 
 from algorithms.registry import ALGORITHM_NAMES, MODULE_KINDS, available_algorithms, build_algorithm_config
@@ -50,11 +49,7 @@ FULL = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
+pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def test_every_name_is_available():

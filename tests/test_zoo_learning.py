@@ -16,7 +16,6 @@ Run with ``pytest -m slow tests/test_zoo_learning.py -s``.
 from __future__ import annotations
 
 import pytest
-import ray
 
 from algorithms.trial import TrialConfig, TrialRunner
 from envs.oracle import best_perturbations
@@ -38,14 +37,8 @@ CASES: dict[str, tuple[int, dict]] = {  # algorithm -> (env-step budget, algo_hp
     "SAC": (12_000, {"batch_size": 64, "train_freq": 4, "ent_coef": "auto_0.1"}, "mlp"),
 }
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
 @pytest.fixture(scope="module")
