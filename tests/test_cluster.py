@@ -9,7 +9,6 @@ listens on loopback only, runs no dashboard and keeps token authentication.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -21,14 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tournament_helpers import rows, with_changes
 
 SCRIPTED = "tournament.scripted:ScriptedRunner"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-
-
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def spec_dict(name: str, storage: str, **changes) -> dict:
@@ -46,9 +41,7 @@ def spec_dict(name: str, storage: str, **changes) -> dict:
         "evaluation": {"every_iterations": 1, "episodes": 8},
         "execution": {"storage": storage, "max_failures": 2},
     }
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-    return data
+    return with_changes(data, changes)
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 900, wait: bool = True):

@@ -9,30 +9,19 @@ a node removed from a multi-node cluster is in tests/test_cluster.py.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tournament_helpers import kill_driver_after_trials, rows, with_changes
 from tournament.cli import main
 from tournament.runner import resume_tournament, run_tournament
 from tournament.spec import parse_spec
 
 SCRIPTED = "tournament.scripted:ScriptedRunner"
-
-
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def spec_dict(name: str, storage: Path | str, **changes) -> dict:
@@ -49,9 +38,7 @@ def spec_dict(name: str, storage: Path | str, **changes) -> dict:
         "evaluation": {"every_iterations": 1, "episodes": 8},
         "execution": {"storage": str(storage), "runner": SCRIPTED, "max_failures": 1, "checkpoint_every": 1},
     }
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-    return data
+    return with_changes(data, changes)
 
 
 def trial_keys(run: Path) -> set[tuple[str, str, str]]:
@@ -67,20 +54,7 @@ def test_killed_driver_gives_a_partial_report_and_resumes_to_the_uninterrupted_t
     spec_file = tmp_path / "crash.yaml"
     spec_file.write_text(yaml.safe_dump(spec_dict("crash", tmp_path / "runs", algorithm_settings=slow)))
     run = tmp_path / "runs" / "crash"
-    driver = subprocess.Popen([sys.executable, "-m", "tournament.cli", "run", str(spec_file), "--quiet"],
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and driver.poll() is None:
-            if (run / "trials.csv").is_file() and len(rows(run / "trials.csv")) >= 2:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-        driver.stderr.close()
+    kill_driver_after_trials(spec_file, run)
     assert len(rows(run / "trials.csv")) < 8
 
     # the report of the killed run is built from what exists and says it is partial

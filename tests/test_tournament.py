@@ -9,14 +9,10 @@ local Ray (2 CPUs) is shared by the module.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -24,6 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from tournament_helpers import kill_driver_after_trials, rows, with_changes
 from tournament.runner import run_tournament
 from tournament.search import journal_storage
 from tournament.spec import parse_spec
@@ -31,11 +28,6 @@ from tournament.spec import parse_spec
 CONTRACT_FILES = ("spec.yaml", "manifest.json", "status.json", "oracle.json", "trials.csv", "curves.csv",
                   "final_scores.csv", "optuna/studies.log")
 SCRIPTED = "tournament.scripted:ScriptedRunner"
-
-
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def studies(run: Path) -> dict[str, optuna.Study]:
@@ -58,12 +50,7 @@ def spec_dict(name: str, storage: Path | str, **changes) -> dict:
         "evaluation": {"every_iterations": 1, "episodes": 8},
         "execution": {"storage": str(storage), "max_failures": 1},
     }
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+    return with_changes(data, changes)
 
 
 def check_run_dir(run: Path, n_cells: int, trials_per_cell: int, seeds: int) -> None:
@@ -170,18 +157,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
     )
     spec_file.write_text(yaml.safe_dump(data))
     run = tmp_path / "runs" / "resume"
-    driver = subprocess.Popen([sys.executable, "-m", "tournament.cli", "run", str(spec_file), "--quiet"],
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and driver.poll() is None:
-            if (run / "trials.csv").is_file() and len(rows(run / "trials.csv")) >= 2:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+    kill_driver_after_trials(spec_file, run)
     before = {r["trial_id"]: r for r in rows(run / "trials.csv")}
     assert 2 <= len(before) < 6
     history = {name: [(t.number, t.params, t.value) for t in s.trials if t.state == TrialState.COMPLETE]
