@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from envs import load_world, read_world, save_world
+from envs.world import make_world
 from envs.errors import UserInputError
 from envs.inference import edge_scores, infer_world, knockout_agreement, read_data
 from envs.inference.binarize import kmeans_thresholds, two_means_split, undo_dropouts
-from envs.inference.rules import next_state_targets, rule_tables, rule_text, search_rule
+from envs.inference.consistency import consistency, select_consistent_rules
+from envs.inference.rules import RuleFit, next_state_targets, rule_tables, rule_text, search_rule
 from envs.inference.validate import identifiability_ceiling
 from envs.network import BooleanNetwork
 from envs.simulate import monte_carlo_fates, simulate_anndata
@@ -86,6 +88,14 @@ def test_krumsiek11_against_the_published_rules(myeloid):
     # Chance: 26 true signed edges among 220 possible ones (~0.12).
     assert edges["precision"] >= 0.3, edges
     assert edges["n_correct"] >= 4
+    # The best rules alone never reach Ery or Mk from the progenitor; the network-level
+    # choice among near-best rules must reach every fate the data end in.
+    assert result.settings["fates_reached"] == ["Ery", "Mk", "Mo", "Neu"], result.settings
+    assert result.settings["rule_swaps"], result.settings
+    without = infer_world(adata, pseudotime=None, fate_consistency=False)
+    assert without.settings["fates_missing"], without.settings
+    knockouts = knockout_agreement(myeloid, result.world)
+    assert knockouts["set_agreement"] > knockout_agreement(myeloid, without.world)["set_agreement"]
 
 
 def test_raw_counts_gene_selection_and_options(myeloid, small):
@@ -341,13 +351,37 @@ def test_next_states_follow_a_chain():
     assert (weight == 1).all()
 
 
+def test_skipped_steps_are_bridged_only_without_an_observed_intermediate():
+    # 1000 branches: one gene on (1100, a well-sampled step), or two genes at once
+    # (1011; the data hold no state in between, as when several genes switch together).
+    start, step, jump = ([1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 1])
+    cells = np.array([start] * 20 + [step] * 20 + [jump] * 20, dtype=np.uint8)
+    time = np.r_[np.linspace(0, 0.3, 20), np.linspace(0.5, 1, 20), np.linspace(0.5, 1, 20)]
+    ends = np.array([step, jump], dtype=np.uint8)
+    nxt, _, graph = next_state_targets(cells, time, cells[0], end_states=ends)
+    assert (nxt[0] == [1, 1, 1, 1]).all()  # both successors' switches count in the start state
+    assert graph.steady[graph.cell_state[[25, 45]]].all()
+    # With the intermediate 1010 observed, the two-gene link is not a skipped step.
+    middle = np.array([[1, 0, 1, 0]] * 20, dtype=np.uint8)
+    cells = np.r_[cells, middle]
+    time = np.r_[time, np.linspace(0.35, 0.45, 20)]
+    nxt, _, _ = next_state_targets(cells, time, cells[0], end_states=ends)
+    assert (nxt[0] == [1, 1, 1, 0]).all() and (nxt[-1] == [1, 0, 1, 1]).all()
+
+
 def test_search_finds_a_known_rule_with_the_fewest_regulators():
     rng = np.random.default_rng(0)
     states = rng.integers(0, 2, size=(400, 5)).astype(np.uint8)
     target = ((states[:, 1] | states[:, 2]) & (1 - states[:, 3])).astype(float)
     names = ["G", "A", "B", "R", "X"]
-    fit = search_rule(0, states, target, [1, 2, 3, 4], names)
+    fit = search_rule(0, states, target, [1, 2, 3, 4], names, n_alternatives=3)
     assert set(fit.activators) == {"A", "B"} and fit.repressors == ("R",) and fit.agreement == 1.0
+    # Runners-up: other rules within the 0.05 margin, best first (here one, with X added).
+    assert 1 <= len(fit.alternatives) <= 3 and all(alt.text != fit.text for alt in fit.alternatives)
+    scores = [alt.agreement for alt in fit.alternatives]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 1.0 - 0.05
+    wide = search_rule(0, states, target, [1, 2, 3, 4], names, n_alternatives=3, alternative_margin=0.5)
+    assert len(wide.alternatives) == 3 and wide.text == fit.text
     net = BooleanNetwork.from_rules({"G": fit.text, "A": "A", "B": "B", "R": "R", "X": "X"})
     assert (net.sync_update(states)[:, 0] == target).all()
     # Every rule form renders to text that compiles to the same truth table.
@@ -360,6 +394,27 @@ def test_search_finds_a_known_rule_with_the_fewest_regulators():
             codes = np.arange(1 << len(genes))
             bits = ((codes[:, None] >> np.arange(len(genes))) & 1).astype(np.uint8)
             assert (net.sync_update(np.c_[np.zeros(len(codes), np.uint8), bits])[:, 0] == table).all()
+
+
+def test_rule_swap_makes_an_unreached_fate_reachable():
+    # C stays on; B comes on unless A is on; the best rule keeps A off, so fate 'A' is never reached.
+    best_a = RuleFit("A", "0", (), (), 0.99, alternatives=(RuleFit("A", "C & !B", ("C",), ("B",), 0.97),))
+    rules = {"A": best_a, "B": RuleFit("B", "C & !A", ("C",), ("A",), 1.0), "C": RuleFit("C", "C", (), (), 1.0)}
+
+    def build(chosen):
+        network = BooleanNetwork.from_rules({g: chosen[g].text for g in "ABC"})
+        return make_world("toy", network, {"A": {"A": 1, "B": 0}, "B": {"A": 0, "B": 1}}, {"start": ["C"]})
+
+    assert consistency(build(rules)).missing == ("A",)
+    chosen, swaps, reach = select_consistent_rules(rules, build)
+    assert chosen["A"].text == "C & !B" and reach.missing == () and len(swaps) == 1
+    assert swaps[0].after.reached == ("A", "B") and abs(swaps[0].agreement_loss - 0.02) < 1e-9
+    # A network that already reaches every fate is left as it is.
+    again, no_swaps, _ = select_consistent_rules(chosen, build)
+    assert no_swaps == [] and again == chosen
+    # Only the required fates count: with 'B' alone required, the best rules stand.
+    kept, none, _ = select_consistent_rules(rules, build, required=["B"])
+    assert none == [] and kept["A"].text == "0"
 
 
 def test_edge_scores_count_signs_and_skip_self_loops():

@@ -21,6 +21,7 @@ import numpy as np
 from envs.errors import UserInputError, choices_error
 from envs.inference import preprocess as pp
 from envs.inference.binarize import binarize, regulation_allowed, transition_points, undo_dropouts
+from envs.inference.consistency import RuleSwap, consistency, select_consistent_rules
 from envs.inference.rules import RuleFit, infer_rules, next_state_targets
 from envs.network import BooleanNetwork
 from envs.world import World, make_world
@@ -30,6 +31,8 @@ _GENE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*$")
 _RESERVED = {"and", "or", "not", "True", "False", "true", "false"}
 AMBIGUOUS_BAND = (0.3, 0.7)
 EARLY_SHARE = 0.02
+# How many more candidate regulators per gene the search may add to reach a missing end fate.
+WIDEN_CANDIDATES = 4
 
 
 def usable_gene_name(name: str) -> bool:
@@ -74,6 +77,15 @@ class InferenceResult:
         for name, state in w.start_states.items():
             on = [g for g, v in zip(w.genes, state) if v]
             lines.append(f"Start state {name!r}: {', '.join(on) or '(all off)'} on")
+        if "fates_reached" in s:
+            missing = s.get("fates_missing") or []
+            lines.append(
+                f"End fates reached from the start (unperturbed): {', '.join(s['fates_reached']) or '(none)'}"
+                + (f"; NOT reached: {', '.join(missing)}" if missing else "")
+                + f"; unmatched attractors p = {s.get('p_unmatched', 0.0):.2f}"
+            )
+        for swap in s.get("rule_swaps", []):
+            lines.append(f"  rule swapped to reach the observed fates: {swap}")
         return "\n".join(lines)
 
 
@@ -132,6 +144,11 @@ def _mature_state(binary: np.ndarray, pseudotime: np.ndarray, share: float = 0.1
     return states[int(np.argmax(counts))]
 
 
+def _is_steady(graph, state: np.ndarray) -> bool:
+    row = graph.index_of(state)
+    return row is not None and graph.steady is not None and bool(graph.steady[row])
+
+
 def _signature(binary: np.ndarray, pseudotime: np.ndarray, mature_share: float) -> np.ndarray:
     """1/0 where the type's latest cells agree on a gene, -1 where they are split."""
     n = max(3, int(np.ceil(mature_share * len(binary))))
@@ -168,6 +185,9 @@ def infer_world(
     allow_self: bool = False,
     mature_share: float = 0.25,
     fate_threshold: float = 0.8,
+    fate_consistency: bool = True,
+    n_alternatives: int = 8,
+    alternative_margin: float = 0.05,
 ) -> InferenceResult:
     """Infer a world from AnnData with a pseudotime and cell types (see the module docstring).
 
@@ -192,6 +212,15 @@ def infer_world(
     `min_state_cells`, `min_ratio`, `tie_window` and `max_jump` shape the next-state
     targets (`envs.inference.rules.next_state_targets`). `seed` fixes the PCA behind
     diffusion pseudotime on large gene sets; everything else is deterministic.
+
+    Network level: with `fate_consistency`, when the best rules together miss an
+    observed fate from the start state (or end in attractors no type matches), rules are
+    swapped for runners-up (up to `n_alternatives` per gene, within `alternative_margin`
+    agreement of the best) until they reach it (`envs.inference.consistency`); while a
+    end fate stays out of reach the search widens by two candidate regulators per gene at a
+    time (at most `WIDEN_CANDIDATES` more). End fates are the types whose latest cells
+    form a steady state; a stage that later cells leave need not be an attractor. The
+    swaps and the final reach are listed in `settings`.
     """
     import anndata as ad
 
@@ -236,34 +265,61 @@ def infer_world(
     )
     data.layers["next"] = targets
     data.layers["next_weight"] = weights
-    rules = infer_rules(
-        binary,
-        targets,
-        genes,
-        regulation_allowed(first, last, switch_slack * span),
-        max_activators=max_activators,
-        max_repressors=max_repressors,
-        max_candidates=max_candidates,
-        tolerance=tolerance,
-        allow_self=allow_self,
-        weights=weights,
-    )
-    network = BooleanNetwork.from_rules({g: rules[g].text for g in genes}, where=f"inferred world {name}")
+    allowed = regulation_allowed(first, last, switch_slack * span)
+
+    def search(n_candidates: int) -> dict[str, RuleFit]:
+        return infer_rules(
+            binary,
+            targets,
+            genes,
+            allowed,
+            max_activators=max_activators,
+            max_repressors=max_repressors,
+            max_candidates=n_candidates,
+            tolerance=tolerance,
+            allow_self=allow_self,
+            weights=weights,
+            n_alternatives=n_alternatives if fate_consistency else 0,
+            alternative_margin=alternative_margin,
+        )
+
     fate_dict = {f: {g: int(v) for g, v in zip(genes, signatures[f]) if v >= 0} for f in fate_types}
     start_name = progenitor or "start"
-    world = make_world(
-        name,
-        network,
-        fate_dict,
-        {start_name: [g for g, v in zip(genes, start) if v]},
-        default_start=start_name,
-        fate_threshold=fate_threshold,
-        description=(
-            f"Inferred from single-cell data (IQCELL-style): {data.n_obs} cells, {len(genes)} genes, "
-            f"pseudotime {time_column!r}, cell types {cell_type!r}."
-        ),
-        source="inferred",
+    description = (
+        f"Inferred from single-cell data (IQCELL-style): {data.n_obs} cells, {len(genes)} genes, "
+        f"pseudotime {time_column!r}, cell types {cell_type!r}."
     )
+
+    def build(chosen: dict[str, RuleFit]) -> World:
+        network = BooleanNetwork.from_rules({g: chosen[g].text for g in genes}, where=f"inferred world {name}")
+        return make_world(
+            name,
+            network,
+            fate_dict,
+            {start_name: [g for g, v in zip(genes, start) if v]},
+            default_start=start_name,
+            fate_threshold=fate_threshold,
+            description=description,
+            source="inferred",
+        )
+
+    # End fates: types whose mature state is steady; a stage that later cells leave is not one.
+    end_fates = [f for f, e in zip(fate_types, end_states) if _is_steady(graph, e)]
+    rules = search(max_candidates)
+    swaps: list[RuleSwap] = []
+    n_candidates = max_candidates
+    if fate_consistency:
+        rules, swaps, reach = select_consistent_rules(rules, build, end_fates, seed=seed)
+        # A fate still out of reach may need a regulator the mutual-information cut left out.
+        widest = min(len(genes) - 1, max_candidates + WIDEN_CANDIDATES)
+        while reach.missing and n_candidates < widest:
+            n_candidates = min(n_candidates + 2, widest)
+            wider = select_consistent_rules(search(n_candidates), build, end_fates, seed=seed)
+            if wider[2].key() > reach.key():
+                rules, swaps, reach = wider
+    else:
+        reach = consistency(build(rules), end_fates, seed=seed)
+    world = build(rules)
     settings = {
         "n_cells": int(data.n_obs),
         "pseudotime": time_column,
@@ -274,10 +330,17 @@ def infer_world(
         "max_activators": max_activators,
         "max_repressors": max_repressors,
         "max_candidates": max_candidates,
+        "candidates_searched": n_candidates,
         "tolerance": tolerance,
         "dropout": dropout,
         "n_states": int(len(graph.states)),
         "seed": seed,
+        "fate_consistency": fate_consistency,
+        "rule_swaps": [swap.describe() for swap in swaps],
+        "end_fates": end_fates,
+        "fates_reached": list(reach.reached),
+        "fates_missing": list(reach.missing),
+        "p_unmatched": reach.p_unmatched,
     }
     return InferenceResult(
         world=world,

@@ -55,6 +55,8 @@ class RuleFit:
     repressors: tuple[str, ...]
     agreement: float
     candidates: tuple[str, ...] = field(default=())
+    # Runners-up within the search's alternative margin, best first (for network-level selection).
+    alternatives: tuple["RuleFit", ...] = field(default=(), repr=False, compare=False)
 
     @property
     def n_regulators(self) -> int:
@@ -78,6 +80,12 @@ class StateGraph:
     mean_time: np.ndarray  # (S,)
     steps: np.ndarray  # (S,) fewest gene switches from the start state via observed states (inf: none)
     start: int
+    steady: np.ndarray | None = None  # (S,) end states taken as steady by next_state_targets
+
+    def index_of(self, state: np.ndarray) -> int | None:
+        """Row of an observed state, None if no cell is in it."""
+        hits = np.nonzero((self.states == np.asarray(state, dtype=np.uint8)[None, :]).all(axis=1))[0]
+        return int(hits[0]) if len(hits) else None
 
 
 def _neighbours(states, index, counts, i, min_cells, jump=1):
@@ -158,31 +166,45 @@ def next_state_targets(
                 for j, _ in _neighbours(graph.states, index, graph.counts, i, min_cells, jump)
             )
             is_end[i] = not followed
+    graph.steady = is_end
 
-    def later(i: int, j: int) -> int:
-        """+1: j follows i; -1: j precedes i; 0: undecided or contradictory."""
+    def later(i: int, j: int, both: bool = False) -> int:
+        """+1: j follows i; -1: j precedes i; 0: undecided or contradictory (or, with `both`, one cue silent)."""
         if is_end[j] or is_end[i]:
             return 1 if is_end[j] and not is_end[i] else -1 if is_end[i] and not is_end[j] else 0
         dt = (graph.mean_time[j] - graph.mean_time[i]) / span
         dh = graph.steps[j] - graph.steps[i]
         by_time = 0 if abs(dt) < tie_window else int(np.sign(dt))
         by_steps = int(np.sign(dh)) if np.isfinite(dh) else 0
+        if both:
+            return by_time if by_time == by_steps else 0
         return 0 if by_time * by_steps < 0 else by_time or by_steps
+
+    def bridged(i: int, genes: tuple[int, ...]) -> bool:
+        """No observed state lies between i and i with `genes` flipped: the data skipped the steps."""
+        for k in range(1, len(genes)):
+            for part in itertools.combinations(genes, k):
+                between = graph.states[i].copy()
+                between[list(part)] ^= 1
+                j = index.get(between.tobytes())
+                if j is not None and graph.counts[j] >= min_cells:
+                    return False
+        return True
 
     nxt = graph.states.astype(np.float64).copy()
     weight = np.ones_like(nxt)
     for i in np.nonzero(~is_end)[0]:
-        moved = False
         for jump in range(1, max_jump + 1):
-            if moved:
-                break
             for j, genes in _neighbours(graph.states, index, graph.counts, i, min_cells, jump):
-                order = later(i, j)
+                if jump > 1 and not bridged(i, genes):
+                    continue
+                order = later(i, j, both=jump > 1)
                 if order == 0 and jump == 1:
                     weight[i, list(genes)] = 0.0
-                if order > 0 and graph.counts[j] >= min_ratio * graph.counts[i]:
+                # A skipped step must lead somewhere well populated, not to a noise state.
+                ratio = min_ratio if jump == 1 else END_SHADOW_RATIO
+                if order > 0 and graph.counts[j] >= ratio * graph.counts[i]:
                     nxt[i, list(genes)] = graph.states[j, list(genes)]
-                    moved = True
     return nxt[graph.cell_state], weight[graph.cell_state], graph
 
 
@@ -299,12 +321,17 @@ def search_rule(
     max_repressors: int = 2,
     tolerance: float = 0.02,
     weight: np.ndarray | None = None,
+    n_alternatives: int = 0,
+    alternative_margin: float = 0.05,
 ) -> RuleFit:
     """Exhaustive search of A & !R rules over `candidates` for one gene (module docstring).
 
     Score = weighted share of cells whose next value the rule gives. The best score
     over all rules sets the bar; the fewest regulators reaching bar - tolerance win, and
-    among those the best score (the first in candidate order on exact ties).
+    among those the best score (the first in candidate order on exact ties). With
+    `n_alternatives` > 0 the fit also carries up to that many runners-up scoring within
+    `alternative_margin` of the bar, best first, for a choice at the network level
+    (`envs.inference.consistency`).
     """
     weight = np.ones_like(target, dtype=np.float64) if weight is None else weight
     candidates = list(candidates)
@@ -319,6 +346,10 @@ def search_rule(
     best: dict[int, tuple[float, tuple, tuple, int]] = {
         0: max((t1.sum() / total, (), (), -1), (t0.sum() / total, (), (), -2), key=lambda f: f[0])
     }
+    runners_up: list[tuple[float, tuple, tuple, int]] = [
+        (t1.sum() / total, (), (), -1),
+        (t0.sum() / total, (), (), -2),
+    ]
     positions = range(len(candidates))
     for a in range(min(max_activators, len(candidates)) + 1):
         for r in range(min(max_repressors, len(candidates) - a) + 1):
@@ -336,20 +367,28 @@ def search_rule(
             i, form = divmod(flat, scores.shape[1])
             if a + r not in best or scores[i, form] > best[a + r][0] + 1e-12:
                 best[a + r] = (float(scores[i, form]), combos[i][:a], combos[i][a:], form)
+            if n_alternatives:
+                flat_scores = scores.ravel()
+                keep = min(n_alternatives + 1, flat_scores.size)
+                for f in np.argpartition(-flat_scores, keep - 1)[:keep]:
+                    i, form = divmod(int(f), scores.shape[1])
+                    runners_up.append((float(scores[i, form]), combos[i][:a], combos[i][a:], form))
     top = max(f[0] for f in best.values())
     k = min(k for k, f in best.items() if f[0] >= top - tolerance - 1e-12)
-    score, acts, reps, form = best[k]
-    act_names = tuple(names[candidates[p]] for p in acts)
-    rep_names = tuple(names[candidates[p]] for p in reps)
-    text = "1" if form == -1 else "0" if form == -2 else rule_text(act_names, rep_names, form)
-    return RuleFit(
-        gene=names[gene],
-        text=text,
-        activators=act_names,
-        repressors=rep_names,
-        agreement=score,
-        candidates=tuple(names[c] for c in candidates),
+
+    def fit(entry, alternatives=()) -> RuleFit:
+        score, acts, reps, form = entry
+        act_names = tuple(names[candidates[p]] for p in acts)
+        rep_names = tuple(names[candidates[p]] for p in reps)
+        text = "1" if form == -1 else "0" if form == -2 else rule_text(act_names, rep_names, form)
+        return RuleFit(names[gene], text, act_names, rep_names, score, tuple(names[c] for c in candidates), alternatives)
+
+    chosen = best[k]
+    others = sorted(
+        (e for e in runners_up if e[0] >= top - alternative_margin - 1e-12 and e[1:] != chosen[1:]),
+        key=lambda e: (-e[0], len(e[1]) + len(e[2]), e[1], e[2], e[3]),
     )
+    return fit(chosen, tuple(fit(e) for e in others[:n_alternatives]))
 
 
 def infer_rules(
@@ -363,11 +402,14 @@ def infer_rules(
     tolerance: float = 0.02,
     allow_self: bool = False,
     weights: np.ndarray | None = None,
+    n_alternatives: int = 0,
+    alternative_margin: float = 0.05,
 ) -> dict[str, RuleFit]:
     """One rule per gene; a gene that never varies keeps its value (rule = itself).
 
     `allowed[r, g]` says regulator r may act on gene g (transition-point order, see
     `envs.inference.binarize.regulation_allowed`); all pairs by default.
+    `n_alternatives` / `alternative_margin`: runners-up kept per gene (`search_rule`).
     """
     for what, value in (("max_activators", max_activators), ("max_repressors", max_repressors)):
         if not 0 <= value <= MAX_PER_SIDE:
@@ -386,6 +428,16 @@ def infer_rules(
         info = {c: mutual_information(binary[scored, c], targets[scored, g]) for c in pool}
         ranked = sorted(pool, key=lambda c: (-info[c], c))[:max_candidates]
         fits[names[g]] = search_rule(
-            g, binary, targets[:, g], sorted(ranked), names, max_activators, max_repressors, tolerance, weights[:, g]
+            g,
+            binary,
+            targets[:, g],
+            sorted(ranked),
+            names,
+            max_activators,
+            max_repressors,
+            tolerance,
+            weights[:, g],
+            n_alternatives,
+            alternative_margin,
         )
     return fits
