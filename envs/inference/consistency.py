@@ -26,8 +26,9 @@ from envs.inference.rules import RuleFit
 from envs.world import OTHER, World
 
 # Fate probabilities come from the exact oracle up to this many reachable states, else Monte-Carlo.
-SELECTION_MAX_STATES = 200_000
-SELECTION_CELLS = 1000
+# Kept small: the greedy search solves a few hundred candidate networks.
+SELECTION_MAX_STATES = 20_000
+SELECTION_CELLS = 300
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class RuleSwap:
 
     def describe(self) -> str:
         return (
-            f"{self.gene}: {self.old} -> {self.new} (agreement -{self.agreement_loss:.3f}; fates reached "
+            f"{self.gene}: {self.old} -> {self.new} (agreement {-self.agreement_loss:+.3f}; fates reached "
             f"{len(self.before.reached)} -> {len(self.after.reached)}, unmatched "
             f"{self.before.p_unmatched:.2f} -> {self.after.p_unmatched:.2f})"
         )

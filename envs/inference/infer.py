@@ -32,7 +32,7 @@ _RESERVED = {"and", "or", "not", "True", "False", "true", "false"}
 AMBIGUOUS_BAND = (0.3, 0.7)
 EARLY_SHARE = 0.02
 # How many more candidate regulators per gene the search may add to reach a missing end fate.
-WIDEN_CANDIDATES = 4
+WIDEN_CANDIDATES = 2
 
 
 def usable_gene_name(name: str) -> bool:
