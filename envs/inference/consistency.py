@@ -87,7 +87,8 @@ def select_consistent_rules(
 
     `build` turns a gene -> rule mapping into a world (same fates and start state);
     `required` names the fates that must be reached (default: all; transient stages,
-    such as early T-cell stages that later cells leave, are not end points). Returns the chosen rules, the swaps made in order, and the final consistency.
+    such as early T-cell stages that later cells leave, are not end points).
+    Returns the chosen rules, the swaps made in order, and the final consistency.
     """
     current = dict(rules)
     state = consistency(build(current), required, p_min, seed)

@@ -381,7 +381,8 @@ def search_rule(
         act_names = tuple(names[candidates[p]] for p in acts)
         rep_names = tuple(names[candidates[p]] for p in reps)
         text = "1" if form == -1 else "0" if form == -2 else rule_text(act_names, rep_names, form)
-        return RuleFit(names[gene], text, act_names, rep_names, score, tuple(names[c] for c in candidates), alternatives)
+        pool = tuple(names[c] for c in candidates)
+        return RuleFit(names[gene], text, act_names, rep_names, score, pool, alternatives)
 
     chosen = best[k]
     others = sorted(

@@ -14,6 +14,7 @@ neutrophil (Pu.1+Gfi1).
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def myeloid_world() -> World:
     import scanpy as sc  # slow import: only the driver builds worlds, workers get them pickled
 
     network = parse_sim_model(scanpy_file("sim_models/krumsiek11.txt").read_text(), where="krumsiek11.txt")
-    adata = sc.datasets.krumsiek11()
+    with warnings.catch_warnings():  # the shipped file repeats cell names; only expression and types are read
+        warnings.filterwarnings("ignore", message="Observation names are not unique")
+        adata = sc.datasets.krumsiek11()
     genes = list(adata.var_names)
     if genes != list(network.genes):
         raise RuntimeError(f"krumsiek11 data genes {genes} differ from the model's {network.genes}")
