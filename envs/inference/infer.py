@@ -7,7 +7,8 @@ diffusion pseudotime from a root cell; optionally smooth over a kNN graph; binar
 gene by 2-means and repair dropouts (EM over states); find each gene's transition points;
 search one logic rule per gene against the next states along pseudotime (see
 `envs.inference.rules`); read the fates from the mature cells of each cell type and the
-start state from the earliest cells.
+start state from the earliest cells; swap in near-best rules where the network as a whole
+would miss an end fate the data show (`envs.inference.consistency`).
 """
 
 from __future__ import annotations
@@ -214,9 +215,9 @@ def infer_world(
     diffusion pseudotime on large gene sets; everything else is deterministic.
 
     Network level: with `fate_consistency`, when the best rules together miss an
-    observed fate from the start state (or end in attractors no type matches), rules are
+    observed end fate from the start state (or end in attractors no type matches), rules are
     swapped for runners-up (up to `n_alternatives` per gene, within `alternative_margin`
-    agreement of the best) until they reach it (`envs.inference.consistency`); while a
+    agreement of the best) until they reach it (`envs.inference.consistency`); while an
     end fate stays out of reach the search widens by two candidate regulators per gene at a
     time (at most `WIDEN_CANDIDATES` more). End fates are the types whose latest cells
     form a steady state; a stage that later cells leave need not be an attractor. The

@@ -11,9 +11,10 @@ earliest cells' state) through observed states, which orders states that a per-l
 pseudotime leaves level. When the cues contradict each other the link says nothing.
 When state s has a later neighbour differing in gene g, g's next value in s is the
 neighbour's; otherwise g keeps its value. The fates' latest states are steady (every
-gene keeps its value there) unless a well-populated state follows them. Sparse data
-that skipped a state are bridged by a two-gene link when a state has no later one-gene
-neighbour. Every cell inherits its state's next values: a rule's score is the (weighted)
+gene keeps its value there) unless a well-populated state follows them. Data that
+skipped a step (sparse sampling, or genes that switch together, as in continuous
+simulations) are bridged by a two-gene link when no observed state lies in between and
+both cues agree. Every cell inherits its state's next values: a rule's score is the (weighted)
 share of cells where the rule, applied to the cell's current regulators, gives the
 gene's next value.
 
@@ -144,8 +145,9 @@ def next_state_targets(
     in either state. A later neighbour must hold `min_ratio` of the state's cells, so that
     the rare dropout shadows of a common state do not pass for its successors. End
     states (the fates' mature states) are steady: every gene keeps its value there, and a
-    link into an end state points into it. A state without a later neighbour one gene
-    away looks `max_jump` genes away (data sampled too sparsely to catch every switch).
+    link into an end state points into it. States up to `max_jump` genes apart are linked
+    when no observed state lies between them (a skipped step), both cues agree, and the
+    later one holds `END_SHADOW_RATIO` of the earlier one's cells.
     """
     graph = state_graph(binary, pseudotime, start, min_cells, max_jump)
     span = float(np.ptp(pseudotime)) or 1.0
