@@ -20,28 +20,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tournament_helpers import rows, with_changes
+from tournament_helpers import rows, tiny_ppo_spec, with_changes
 
 SCRIPTED = "tournament.scripted:ScriptedRunner"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def spec_dict(name: str, storage: str, **changes) -> dict:
-    """Tiny PPO + MLP cells (400 env steps, batches of 200)."""
-    data = {
-        "name": name,
-        "world": "myeloid",
-        "target": "Mo",
-        "grid": {"algorithm": ["PPO"], "optimizer": ["adam", "asgd_adam"], "max_perturb": [2], "module": ["mlp"]},
-        "algorithm_settings": {"PPO": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 1,
-                                       "num_envs_per_env_runner": 4}},
-        "budget": {"env_steps": 400},
-        "hpo": {"trials_per_cell": 1, "seed": 0},
-        "final": {"seeds": 1, "eval_episodes": 8},
-        "evaluation": {"every_iterations": 1, "episodes": 8},
-        "execution": {"storage": storage, "max_failures": 2},
-    }
-    return with_changes(data, changes)
+    """The tiny PPO spec with one tuning trial and one final seed per cell."""
+    base = tiny_ppo_spec(name, storage, hpo={"trials_per_cell": 1}, final={"seeds": 1}, execution={"max_failures": 2})
+    return with_changes(base, changes)
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 900, wait: bool = True):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tournament_helpers import kill_driver_after_trials, rows, with_changes
+from tournament_helpers import kill_driver_after_trials, rows, tiny_ppo_spec
 from tournament.runner import run_tournament
 from tournament.search import journal_storage
 from tournament.spec import parse_spec
@@ -34,23 +34,6 @@ def studies(run: Path) -> dict[str, optuna.Study]:
     storage = journal_storage(run / "optuna" / "studies.log")
     return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
             for s in optuna.get_all_study_summaries(storage)}
-
-
-def spec_dict(name: str, storage: Path | str, **changes) -> dict:
-    data = {
-        "name": name,
-        "world": "myeloid",
-        "target": "Mo",
-        "grid": {"algorithm": ["PPO"], "optimizer": ["adam", "asgd_adam"], "max_perturb": [2], "module": ["mlp"]},
-        "algorithm_settings": {"PPO": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 1,
-                                       "num_envs_per_env_runner": 4}},
-        "budget": {"env_steps": 400},
-        "hpo": {"trials_per_cell": 2, "seed": 0},
-        "final": {"seeds": 2, "eval_episodes": 8},
-        "evaluation": {"every_iterations": 1, "episodes": 8},
-        "execution": {"storage": str(storage), "max_failures": 1},
-    }
-    return with_changes(data, changes)
 
 
 def check_run_dir(run: Path, n_cells: int, trials_per_cell: int, seeds: int) -> None:
@@ -92,7 +75,7 @@ def check_run_dir(run: Path, n_cells: int, trials_per_cell: int, seeds: int) -> 
 
 
 def test_tiny_tournament_end_to_end(tmp_path, ray_local):
-    spec = parse_spec(spec_dict("e2e", tmp_path))
+    spec = parse_spec(tiny_ppo_spec("e2e", tmp_path))
     run = run_tournament(spec, progress=False, build_report=False)
     assert run == tmp_path / "e2e"
     check_run_dir(run, n_cells=2, trials_per_cell=2, seeds=2)
@@ -111,7 +94,7 @@ def test_tiny_tournament_end_to_end(tmp_path, ray_local):
 def test_faults_retry_nan_and_uri_storage(tmp_path, ray_local, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = (tmp_path / "remote").as_uri()  # file:// goes through the pyarrow filesystem path
-    spec = parse_spec(spec_dict(
+    spec = parse_spec(tiny_ppo_spec(
         "faults", uri,
         grid={"algorithm": ["PPO", "A2C", "TRPO"], "optimizer": ["adam"], "module": ["gnn"]},
         algorithm_settings={"PPO": {"train_batch_size": 200, "_fault": "raise_once"},
@@ -147,7 +130,7 @@ def test_faults_retry_nan_and_uri_storage(tmp_path, ray_local, monkeypatch):
 
 def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
     spec_file = tmp_path / "resume.yaml"
-    data = spec_dict(
+    data = tiny_ppo_spec(
         "resume", tmp_path / "runs",
         grid={"algorithm": ["PPO", "A2C"], "optimizer": ["adam"]},
         algorithm_settings={"PPO": {"train_batch_size": 200, "work_s": 0.4},
@@ -193,7 +176,7 @@ def test_tiny_tournament_on_a_two_node_cluster(tmp_path):
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         spec_file = tmp_path / "cluster.yaml"
-        spec_file.write_text(yaml.safe_dump(spec_dict("cluster", tmp_path / "runs")))
+        spec_file.write_text(yaml.safe_dump(tiny_ppo_spec("cluster", tmp_path / "runs")))
         out = subprocess.run(
             [sys.executable, "-m", "tournament.cli", "run", str(spec_file), "--quiet", "--address", cluster.address],
             capture_output=True, text=True, timeout=900,
@@ -208,7 +191,7 @@ def test_tiny_tournament_on_a_two_node_cluster(tmp_path):
 
 
 def test_early_stopping_stops_weak_trials_of_a_cell_only_in_tuning(tmp_path, ray_local):
-    spec = parse_spec(spec_dict(
+    spec = parse_spec(tiny_ppo_spec(
         "early", tmp_path,
         grid={"algorithm": ["PPO"], "optimizer": ["adam"], "module": ["gnn"]},
         algorithm_settings={"PPO": {"train_batch_size": 200}},

@@ -1,5 +1,5 @@
-"""Helpers the tournament, fault and cluster tests share: run-table rows, spec overrides,
-and a driver killed once some trials have finished."""
+"""Helpers the tournament, fault and cluster tests share: run-table rows, spec overrides, the
+tiny PPO spec, and a driver killed once some trials have finished."""
 
 from __future__ import annotations
 
@@ -23,6 +23,24 @@ def with_changes(data: dict, changes: dict) -> dict:
     for key, value in changes.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     return data
+
+
+def tiny_ppo_spec(name: str, storage: Path | str, **changes) -> dict:
+    """Two PPO + MLP cells (adam, asgd_adam), 400 env steps in batches of 200, 2 tuning trials and 2 final seeds."""
+    data = {
+        "name": name,
+        "world": "myeloid",
+        "target": "Mo",
+        "grid": {"algorithm": ["PPO"], "optimizer": ["adam", "asgd_adam"], "max_perturb": [2], "module": ["mlp"]},
+        "algorithm_settings": {"PPO": {"train_batch_size": 200, "minibatch_size": 100, "num_epochs": 1,
+                                       "num_envs_per_env_runner": 4}},
+        "budget": {"env_steps": 400},
+        "hpo": {"trials_per_cell": 2, "seed": 0},
+        "final": {"seeds": 2, "eval_episodes": 8},
+        "evaluation": {"every_iterations": 1, "episodes": 8},
+        "execution": {"storage": str(storage), "max_failures": 1},
+    }
+    return with_changes(data, changes)
 
 
 def kill_driver_after_trials(spec_file: Path, run: Path, min_trials: int = 2, timeout: float = 400) -> None:
