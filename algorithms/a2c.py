@@ -39,23 +39,43 @@ def masked_mean_fn(mask: torch.Tensor | None):
     return lambda data: torch.sum(data[mask]) / n_valid
 
 
-class A2CConfig(PPOConfig):
+class WholeBatchConfig(PPOConfig):
+    """PPOConfig for algorithms that take one update per train batch (A2C, TRPO): one epoch,
+    no minibatches, no KL penalty, no entropy bonus by default, sampling on the local runner."""
+
+    algorithm_name = "this algorithm"
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class)
+        self.num_epochs = 1
+        self.minibatch_size = None
+        self.shuffle_batch_per_epoch = False
+        self.use_kl_loss = False
+        self.kl_coeff = 0.0
+        self.entropy_coeff = 0.0
+        self.num_env_runners = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_epochs != 1 or self.minibatch_size is not None:
+            self._value_error(
+                f"{self.algorithm_name} takes one update per whole batch: num_epochs must be 1 and "
+                f"minibatch_size None (got {self.num_epochs}, {self.minibatch_size})"
+            )
+
+
+class A2CConfig(WholeBatchConfig):
     """PPOConfig with A2C's defaults (SB3's where they apply); only the loss differs."""
+
+    algorithm_name = "A2C"
 
     def __init__(self, algo_class: type | None = None):
         super().__init__(algo_class=algo_class or A2C)
         self.train_batch_size = 200
-        self.num_epochs = 1
-        self.minibatch_size = None
-        self.shuffle_batch_per_epoch = False
         self.lambda_ = 1.0
-        self.use_kl_loss = False
-        self.kl_coeff = 0.0
         self.vf_loss_coeff = 0.5
-        self.entropy_coeff = 0.0
         self.grad_clip = 0.5
         self.grad_clip_by = "global_norm"
-        self.num_env_runners = 0
         # Overridden by the registry with the trial's optimizer.
         self.learner_config_dict.update(optimizer_settings("adam", {"lr": 7e-4}))
 
@@ -63,13 +83,8 @@ class A2CConfig(PPOConfig):
         return A2CTorchLearner
 
     def validate(self) -> None:
+        # One step on the whole batch (WholeBatchConfig) is what makes it A2C rather than a clip-free PPO.
         super().validate()
-        # One step on the whole batch is what makes it A2C rather than a clip-free PPO.
-        if self.num_epochs != 1 or self.minibatch_size is not None:
-            self._value_error(
-                f"A2C takes one gradient step per batch: num_epochs must be 1 and minibatch_size None "
-                f"(got {self.num_epochs}, {self.minibatch_size})"
-            )
         if self.use_kl_loss:
             self._value_error("A2C has no KL loss: use_kl_loss must be False")
 
@@ -123,7 +138,3 @@ class A2CTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         parts["vf_explained_var"] = explained_variance(batch[Postprocessing.VALUE_TARGETS], values)
         self.metrics.log_dict(parts, key=module_id, window=1)
         return total
-
-
-# The registry imports this file for its algorithm name (registry.PROVIDERS); zoo registers it.
-import algorithms.zoo  # noqa: E402,F401

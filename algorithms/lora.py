@@ -52,7 +52,6 @@ Each stage's optimizer holds exactly the parameters that stage trains
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 import pickle
@@ -69,7 +68,8 @@ from envs.errors import UserInputError, choices_error
 from algorithms.a2c import A2CTorchLearner
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.ppo import PPOTorchLearner
-from algorithms.registry import COMMON_HPARAMS, Stage, build_algorithm_config
+from algorithms.registry import COMMON_HPARAMS, Stage, as_array, build_algorithm_config, learner_module
+from algorithms.trial import saved_stage_dir
 from algorithms.trpo import TRPOTorchLearner
 
 if TYPE_CHECKING:
@@ -160,13 +160,9 @@ def set_trainable(module: nn.Module, mode: str) -> None:
 # ---- plain <-> adapted state dicts ------------------------------------------------------------
 
 
-def _array(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
 def plain_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
     """A module state with every adapter merged into its base weight, under plain keys."""
-    state = {k: _array(v) for k, v in state.items()}
+    state = {k: as_array(v) for k, v in state.items()}
     out: dict[str, np.ndarray] = {}
     adapters = {k[: -len(".lora_A")] for k in state if k.endswith(".lora_A")}
     for key, value in state.items():
@@ -229,9 +225,7 @@ def read_pretrained(path: str) -> dict[str, np.ndarray]:
     checkpoint, an RLModule checkpoint directory or a module_state.pkl file."""
     if not os.path.exists(path):
         raise UserInputError(f"pretrained checkpoint {path!r} does not exist")
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "trial_runner.json")):
-        with open(os.path.join(path, "trial_runner.json")) as fh:
-            path = os.path.join(path, f"stage_{int(json.load(fh)['stage_index'])}")
+    path = saved_stage_dir(path) or path
     candidates = [
         path,
         os.path.join(path, "module_state.pkl"),
@@ -306,16 +300,12 @@ LORA_LEARNERS = {"PPO": LoRAPPOLearner, "A2C": LoRAA2CLearner, "TRPO": LoRATRPOL
 # ---- stage hand-over --------------------------------------------------------------------------
 
 
-def _learner_module(algo: "Algorithm") -> nn.Module:
-    return algo.learner_group._learner.module[DEFAULT_MODULE_ID]
-
-
 def lora_transfer(source: "Algorithm", target: "Algorithm") -> list[str]:
     """Carry weights into the next stage: adapters as they are between two adapter stages,
     otherwise merged into plain weights (and into the base of freshly wrapped layers).
     Checks that every key landed; returns the target keys that were set."""
-    src_module, dst_module = _learner_module(source), _learner_module(target)
-    src = {k: _array(v) for k, v in src_module.state_dict().items()}
+    src_module, dst_module = learner_module(source), learner_module(target)
+    src = {k: as_array(v) for k, v in src_module.state_dict().items()}
     if set(src) == set(dst_module.state_dict()) and getattr(src_module, "lora_paths", []):
         dst_module.load_state_dict({k: torch.as_tensor(v) for k, v in src.items()}, strict=True)
         expected = src
@@ -324,7 +314,7 @@ def lora_transfer(source: "Algorithm", target: "Algorithm") -> list[str]:
         wrapped = list(getattr(dst_module, "lora_paths", []))
         load_plain_state(dst_module, plain, wrapped)
         expected = {adapted_key(k, wrapped): v for k, v in plain.items()}
-    landed = {k: _array(v) for k, v in dst_module.state_dict().items()}
+    landed = {k: as_array(v) for k, v in dst_module.state_dict().items()}
     wrong = [k for k, v in expected.items() if not np.allclose(landed[k], v, rtol=1e-6, atol=1e-7)]
     if wrong:
         raise ValueError(f"weights did not arrive in the next stage: {wrong[:5]}")
@@ -392,7 +382,3 @@ def lora_stages(trial: "TrialConfig") -> list[Stage]:
             config.learners(learner_class=LORA_LEARNERS[algorithm])
         stages.append(Stage(name, config, share, transfer=lora_transfer if i > 0 else None))
     return stages
-
-
-# The registry imports this file for its algorithm name (registry.PROVIDERS); zoo registers it.
-import algorithms.zoo  # noqa: E402,F401

@@ -5,7 +5,7 @@ steps, reward at the end) and small budgets: 1024 env steps per iteration from
 32 envs stepped in lockstep (registry.COMMON_DEFAULTS), minibatches of 256,
 6 epochs, gamma 0.99, GAE lambda 0.95, entropy coefficient 0.01, no KL penalty
 (the clip does the work), gradient-norm clip 0.5; gamma 0 for the predict task
-(see task_defaults). Every key of PPO_DEFAULTS can be set in ``algo_hparams``.
+(registry.task_defaults). Every key of PPO_DEFAULTS can be set in ``algo_hparams``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner as RLlibPPOTorchLearner
 
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
-from algorithms.registry import apply_common, register_algorithm
+from algorithms.registry import algorithm_settings, apply_common, register_algorithm
 
 if TYPE_CHECKING:
     from algorithms.trial import TrialConfig
@@ -37,19 +37,12 @@ PPO_DEFAULTS: dict[str, Any] = {
 }
 
 
-def task_defaults(task: str) -> dict[str, Any]:
-    """Predict: actions never change what the cell does next, so gamma = 0 turns each
-    step into a contextual bandit with the same optimal policy and none of the variance
-    of later, action-independent rewards."""
-    return {"gamma": 0.0} if task == "predict" else {}
-
-
 class PPOTorchLearner(OptimizerPlumbingMixin, RLlibPPOTorchLearner):
     """RLlib's PPO loss; optimizer (one over actor + critic) from the trial's settings."""
 
 
 def ppo_config(config: "TrialConfig", hparams: dict) -> PPOConfig:
-    h = {**PPO_DEFAULTS, **task_defaults(config.task), **{k: v for k, v in hparams.items() if k in PPO_DEFAULTS}}
+    h = algorithm_settings(PPO_DEFAULTS, config, hparams)
     algo = apply_common(PPOConfig(), config, hparams, PPOTorchLearner)
     return algo.training(
         train_batch_size_per_learner=int(h["train_batch_size"]),

@@ -16,9 +16,9 @@ implements the algorithm (``algorithms/ppo.py`` registers "PPO"):
   :func:`copy_module_weights`). A name with only a config builder is one stage.
 
 Each entry declares the ``algo_hparams`` keys it accepts; any other key is a
-UserInputError (typos must not be silently ignored). Algorithms live in their
-own files, imported on first use from ``PROVIDERS``; a name whose file does not
-exist yet raises "algorithm X is not available yet".
+UserInputError (typos must not be silently ignored). Registering modules are
+imported on first use from ``PROVIDERS``; a name whose module does not exist
+raises "algorithm X is not available yet".
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -60,15 +61,16 @@ __all__ = [
     "register_algorithm",
 ]
 
-# Module that registers each name when imported.
+# Module that registers each name when imported (zoo registers all but PPO, and imports
+# each algorithm's own file only when a trial builds it).
 PROVIDERS: dict[str, str] = {
     "PPO": "algorithms.ppo",
-    "A2C": "algorithms.a2c",
-    "SAC": "algorithms.sac",
-    "TRPO": "algorithms.trpo",
-    "TRPO_to_PPO": "algorithms.staged",
-    "PPO_to_TRPO": "algorithms.staged",
-    "LoRA_staged": "algorithms.lora",
+    "A2C": "algorithms.zoo",
+    "SAC": "algorithms.zoo",
+    "TRPO": "algorithms.zoo",
+    "TRPO_to_PPO": "algorithms.zoo",
+    "PPO_to_TRPO": "algorithms.zoo",
+    "LoRA_staged": "algorithms.zoo",
 }
 
 # Keys every algorithm accepts; apply_common consumes them.
@@ -209,6 +211,23 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def task_defaults(task: str) -> dict[str, Any]:
+    """Predict: actions never change what the cell does next, so gamma = 0 turns each
+    step into a contextual bandit with the same optimal policy and none of the variance
+    of later, action-independent rewards."""
+    return {"gamma": 0.0} if task == "predict" else {}
+
+
+def algorithm_settings(
+    defaults: dict[str, Any], config: "TrialConfig", hparams: dict, aliases: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An algorithm's defaults, then the task's (predict: gamma 0), then the trial's own
+    values for keys the defaults name (`aliases` maps other spellings onto them)."""
+    given = {(aliases or {}).get(k, k): v for k, v in hparams.items()}
+    task = {k: v for k, v in task_defaults(config.task).items() if k in defaults}
+    return {**defaults, **task, **{k: v for k, v in given.items() if k in defaults}}
+
+
 def apply_common(
     algo_config: AlgorithmConfig,
     config: "TrialConfig",
@@ -256,14 +275,24 @@ def apply_common(
     )
 
 
+def learner_module(algo: "Algorithm") -> Any:
+    """The default RLModule of the algorithm's local learner: the copy being trained."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    return algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A weight (torch tensor or array-like) as a numpy array, for comparing module states."""
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
 def copy_module_weights(source: "Algorithm", target: "Algorithm", prefixes: Iterable[str] = ("",)) -> list[str]:
     """Copy the default module's weights whose names start with one of `prefixes` from
     `source` to `target` (learner and env runners), asserting that every copied key
     exists with the same shape (RLlib's set_state is strict=False). Returns the keys."""
-    from ray.rllib.core import DEFAULT_MODULE_ID
-
-    src = source.learner_group._learner.module[DEFAULT_MODULE_ID].get_state()
-    dst_module = target.learner_group._learner.module[DEFAULT_MODULE_ID]
+    src = learner_module(source).get_state()
+    dst_module = learner_module(target)
     dst = dst_module.get_state()
     keys = [k for k in src if any(k.startswith(p) for p in prefixes)]
     missing = [k for k in keys if k not in dst or tuple(dst[k].shape) != tuple(src[k].shape)]

@@ -50,9 +50,6 @@ from ray.rllib.utils.typing import ModuleID
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 
-SAC_OPTIMIZERS = ("qf", "qf_twin", "policy", "alpha")
-
-
 class SACModuleMixin:
     """SAC-discrete forward pass over a CellFateModule built with ``q_heads=2``."""
 
@@ -129,7 +126,3 @@ def sac_training(config: SACConfig, h: dict[str, Any], num_envs: int) -> SACConf
         min_time_s_per_iteration=0,
         min_sample_timesteps_per_iteration=max(int(h["steps_per_iteration"]), num_envs),
     ).env_runners(rollout_fragment_length=1)
-
-
-# The registry imports this file for its algorithm name (registry.PROVIDERS); zoo registers it.
-import algorithms.zoo  # noqa: E402,F401

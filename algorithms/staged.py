@@ -32,12 +32,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from ray.rllib.core import DEFAULT_MODULE_ID
 
 from envs.errors import UserInputError, choices_error
 
-from algorithms.registry import COMMON_HPARAMS, Stage, build_algorithm_config, copy_module_weights
+from algorithms.ppo import PPO_DEFAULTS
+from algorithms.registry import (
+    COMMON_HPARAMS,
+    Stage,
+    as_array,
+    build_algorithm_config,
+    copy_module_weights,
+    learner_module,
+)
+from algorithms.zoo import A2C_DEFAULTS, TRPO_DEFAULTS
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
@@ -47,12 +54,12 @@ if TYPE_CHECKING:
 STAGE_ALGORITHMS = ("TRPO", "PPO", "A2C")
 DEFAULT_ORDER = {"TRPO_to_PPO": ("TRPO", "PPO"), "PPO_to_TRPO": ("PPO", "TRPO")}
 DEFAULT_FIRST_SHARE = 0.01
-DEFAULT_BATCH = {"TRPO": 1024, "PPO": 1024, "A2C": 256}
+DEFAULT_BATCH = {
+    "TRPO": TRPO_DEFAULTS["train_batch_size"],
+    "PPO": PPO_DEFAULTS["train_batch_size"],
+    "A2C": A2C_DEFAULTS["train_batch_size"],
+}
 MIN_STAGE_BATCH = 64
-
-
-def _module_state(algo: "Algorithm") -> dict[str, Any]:
-    return algo.learner_group._learner.module[DEFAULT_MODULE_ID].get_state()
 
 
 def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
@@ -61,15 +68,15 @@ def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
     Raises ValueError when the key sets differ or a value did not land (learner, and
     every key of the local env runner's module). Returns the copied keys.
     """
-    src = _module_state(source)
-    dst_keys = set(_module_state(target))
+    src = learner_module(source).get_state()
+    dst_keys = set(learner_module(target).get_state())
     if set(src) != dst_keys:
         raise ValueError(
             f"stage modules differ: only in source {sorted(set(src) - dst_keys)[:5]}, "
             f"only in target {sorted(dst_keys - set(src))[:5]}"
         )
     keys = copy_module_weights(source, target)
-    wrong = [k for k, v in _module_state(target).items() if not _equal(v, src[k])]
+    wrong = [k for k, v in learner_module(target).get_state().items() if not _equal(v, src[k])]
     runner = target.env_runner
     if runner is not None and runner.module is not None:
         # An inference-only runner module holds the actor only: every key it has must match.
@@ -81,8 +88,7 @@ def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+    a, b = as_array(a), as_array(b)
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
@@ -132,7 +138,3 @@ def staged_stages(trial: "TrialConfig") -> list[Stage]:
         config = build_algorithm_config(trial, algo, stage_hparams=_stage_hparams(trial, algo, share, hparams))
         stages.append(Stage(algo, config, share, transfer=transfer_weights if i > 0 else None))
     return stages
-
-
-# The registry imports this file for its algorithm names (registry.PROVIDERS); zoo registers it.
-import algorithms.zoo  # noqa: E402,F401

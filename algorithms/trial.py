@@ -28,6 +28,19 @@ from algorithms.registry import COMMON_DEFAULTS, Stage, algorithm_stages, env_co
 STATE_FILE = "trial_runner.json"
 
 
+def stage_dir(path: str, stage_index: int) -> str:
+    """Where TrialRunner.save puts the algorithm checkpoint of stage `stage_index`."""
+    return os.path.abspath(os.path.join(path, f"stage_{stage_index}"))
+
+
+def saved_stage_dir(path: str) -> str | None:
+    """The current stage's checkpoint inside a TrialRunner.save directory; None for any other path."""
+    if not (os.path.isdir(path) and os.path.exists(os.path.join(path, STATE_FILE))):
+        return None
+    with open(os.path.join(path, STATE_FILE)) as fh:
+        return stage_dir(path, int(json.load(fh)["stage_index"]))
+
+
 @dataclass
 class TrialConfig:
     world: Any = "myeloid"  # built-in name, world directory path, or an envs.World object
@@ -148,7 +161,7 @@ class TrialRunner:
 
     def save(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
-        self.algo.save_to_path(os.path.abspath(os.path.join(path, f"stage_{self.stage_index}")))
+        self.algo.save_to_path(stage_dir(path, self.stage_index))
         state = {
             "stage_index": self.stage_index,
             "stage": self.stage.name,
@@ -170,7 +183,7 @@ class TrialRunner:
             self.algo.stop()
             self.stage_index = index
             self.algo = self.stage.config.build_algo()
-        self.algo.restore_from_path(os.path.abspath(os.path.join(path, f"stage_{index}")))
+        self.algo.restore_from_path(stage_dir(path, index))
         self._steps_before_stage = int(state["steps_before_stage"])
         self._stage_steps = int(state["stage_steps"])
         self.iteration = int(state["iteration"])

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
+from ray.rllib.algorithms.ppo.ppo import PPO
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
@@ -36,7 +36,7 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID
 
-from algorithms.a2c import masked_mean_fn
+from algorithms.a2c import WholeBatchConfig, masked_mean_fn
 from algorithms.conjugate_gradient import assign_flat, conjugate_gradient, flatten
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin, optimizer_settings
 
@@ -52,20 +52,15 @@ TRPO_HPARAMS = (
 )
 
 
-class TRPOConfig(PPOConfig):
+class TRPOConfig(WholeBatchConfig):
     """PPOConfig plus sb3-contrib's TRPO hyperparameters (and its defaults)."""
+
+    algorithm_name = "TRPO"
 
     def __init__(self, algo_class: type | None = None):
         super().__init__(algo_class=algo_class or TRPO)
         self.train_batch_size = 2048
-        self.num_epochs = 1
-        self.minibatch_size = None
-        self.shuffle_batch_per_epoch = False
         self.lambda_ = 0.95
-        self.use_kl_loss = False
-        self.kl_coeff = 0.0
-        self.entropy_coeff = 0.0
-        self.num_env_runners = 0
         self.target_kl = 0.01
         self.cg_max_steps = 15
         self.cg_damping = 0.1
@@ -90,8 +85,6 @@ class TRPOConfig(PPOConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.num_epochs != 1 or self.minibatch_size is not None:
-            self._value_error("TRPO takes the whole batch per step: num_epochs must be 1 and minibatch_size None")
         if not 0.0 < self.line_search_shrinking_factor < 1.0:
             self._value_error(f"line_search_shrinking_factor must be in (0, 1), got {self.line_search_shrinking_factor}")
         if self.target_kl <= 0 or self.cg_max_steps < 1 or self.line_search_max_iter < 1:
@@ -293,7 +286,3 @@ def _take(data: Any, idx: torch.Tensor) -> Any:
     if isinstance(data, dict):
         return {k: _take(v, idx) for k, v in data.items()}
     return data[idx]
-
-
-# The registry imports this file for its algorithm name (registry.PROVIDERS); zoo registers it.
-import algorithms.zoo  # noqa: E402,F401

@@ -1,23 +1,22 @@
 """Registers A2C, TRPO, SAC, TRPO_to_PPO, PPO_to_TRPO and LoRA_staged with the registry.
 
 Each name's ``algo_hparams`` keys and defaults are in one dict here (``*_DEFAULTS``).
-The registry imports the file named for an algorithm in ``registry.PROVIDERS``;
-those files import this one at their end, so asking for any of these names
-registers all of them. This file imports none of them at import time (the
-builders import their algorithm when called), so the algorithm files may import
-each other without import cycles.
+``registry.PROVIDERS`` names this file for all of them, so asking for any of
+these names registers all of them. This file imports none of the algorithm files
+at import time (the builders import their algorithm when called), so the
+algorithm files may import each other without import cycles.
 
 Defaults follow the library the seed used (SB3 / sb3-contrib) except the batch
 sizes, which are set for RLlib's per-iteration overhead and short cell-fate
 episodes (see each dict). For the predict task gamma defaults to 0, as for PPO
-(``algorithms.ppo.task_defaults``).
+(``algorithms.registry.task_defaults``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from algorithms.registry import Stage, apply_common, register_algorithm
+from algorithms.registry import Stage, algorithm_settings, apply_common, register_algorithm
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -74,22 +73,11 @@ STAGED_HPARAMS = ("stages", "first_stage_share", "TRPO", "PPO", "A2C")
 LORA_HPARAMS = ("stages", "pretrained", "rank", "alpha", "layers", "algorithm", "PPO", "A2C", "TRPO")
 
 
-def _settings(
-    defaults: dict[str, Any], config: "TrialConfig", hparams: dict, aliases: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """Defaults, then the task's (predict: gamma 0, as PPO), then the trial's own values."""
-    from algorithms.ppo import task_defaults
-
-    given = {(aliases or {}).get(k, k): v for k, v in hparams.items()}
-    task = {k: v for k, v in task_defaults(config.task).items() if k in defaults}
-    return {**defaults, **task, **{k: v for k, v in given.items() if k in defaults}}
-
-
 def a2c_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """A2C for a trial: one gradient step per batch of ``train_batch_size`` env steps."""
     from algorithms.a2c import A2CConfig, A2CTorchLearner
 
-    h = _settings(A2C_DEFAULTS, config, hparams)
+    h = algorithm_settings(A2C_DEFAULTS, config, hparams)
     algo = apply_common(A2CConfig(), config, hparams, A2CTorchLearner)
     return algo.training(
         train_batch_size_per_learner=int(h["train_batch_size"]),
@@ -106,7 +94,7 @@ def trpo_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
     """TRPO for a trial; the trial's optimizer trains the critic."""
     from algorithms.trpo import TRPO_HPARAMS, TRPOConfig, TRPOTorchLearner
 
-    h = _settings(TRPO_DEFAULTS, config, hparams, TRPO_ALIASES)
+    h = algorithm_settings(TRPO_DEFAULTS, config, hparams, TRPO_ALIASES)
     algo = apply_common(TRPOConfig(), config, hparams, TRPOTorchLearner)
     trpo = {k: h[k] for k in TRPO_HPARAMS if k in h}
     return algo.training(
@@ -127,7 +115,7 @@ def sac_config(config: "TrialConfig", hparams: dict) -> "AlgorithmConfig":
 
     from algorithms.sac import SAC_MODULES, SACTorchLearner, sac_training
 
-    h = _settings(SAC_DEFAULTS, config, hparams)
+    h = algorithm_settings(SAC_DEFAULTS, config, hparams)
     algo = apply_common(SACConfig(), config, hparams, SACTorchLearner, module_overrides={"q_heads": 2})
     spec = algo.rl_module_spec
     algo.rl_module(rl_module_spec=RLModuleSpec(module_class=SAC_MODULES[spec.module_class], model_config=spec.model_config))

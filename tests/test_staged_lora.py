@@ -125,7 +125,7 @@ import pickle  # noqa: E402
 import numpy as np  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
 
-from algorithms.lora import LoRALinear, lora_transfer, plain_state, wrap_linear_layers  # noqa: E402
+from algorithms.lora import LoRALinear, plain_state, wrap_linear_layers  # noqa: E402
 from algorithms.modules import OBSERVATION, model_config, module_class  # noqa: E402
 from envs.cell_fate_env import CellFateEnv  # noqa: E402
 from envs.world import load_world  # noqa: E402

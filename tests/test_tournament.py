@@ -10,7 +10,6 @@ local Ray (2 CPUs) is shared by the module.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path

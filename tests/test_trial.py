@@ -15,7 +15,8 @@ from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER
 from algorithms import registry
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.ppo import PPOTorchLearner
-from algorithms.registry import Stage, build_algorithm_config, copy_module_weights
+from algorithms.lora import read_pretrained
+from algorithms.registry import Stage, as_array, build_algorithm_config, copy_module_weights
 from algorithms.trial import TrialConfig, TrialRunner
 from envs.errors import UserInputError
 from envs.world import World, load_world
@@ -139,6 +140,9 @@ def test_save_restore_reproduces_greedy_evaluation(world, tmp_path):
     first.train_iteration()
     before = first.evaluate(n_episodes=8, seed=7)
     first.save(str(tmp_path))
+    # LoRA's pretrained reader finds the current stage's checkpoint in a trial checkpoint.
+    saved, weights = read_pretrained(str(tmp_path)), first.module().get_state()
+    assert saved.keys() == weights.keys() and all(np.array_equal(saved[k], as_array(weights[k])) for k in saved)
     first.train_iteration()  # moves the weights on, so restoring must bring them back
     first.stop()
     second = TrialRunner(config)

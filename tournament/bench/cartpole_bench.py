@@ -22,32 +22,31 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from algorithms.zoo import A2C_DEFAULTS, TRPO_DEFAULTS
+
 EVAL_SEED = 10_000
 N_ENVS = 8
 ADAM = {"lr": 7e-4, "eps": 1e-5}
 
-# One hyperparameter set per algorithm, written once and handed to both libraries.
+# One hyperparameter set per algorithm, the tournament's defaults (algorithms/zoo.py) under
+# SB3's names, handed to both libraries.
+# The TRPO settings both libraries name alike (sb3-contrib's names).
+TRPO_SHARED_KEYS = tuple(k for k in TRPO_DEFAULTS if k not in ("train_batch_size", "gamma", "lambda", "grad_clip"))
 SETTINGS: dict[str, dict[str, Any]] = {
     "A2C": {
-        "n_steps": 8,  # per env: 64 steps per update
-        "gamma": 0.99,
-        "gae_lambda": 1.0,
-        "ent_coef": 0.0,
-        "vf_coef": 0.5,
-        "max_grad_norm": 0.5,
+        "n_steps": 8,  # per env: 64 steps per update (CartPole needs more updates than the zoo's 256-step batch)
+        "gamma": A2C_DEFAULTS["gamma"],
+        "gae_lambda": A2C_DEFAULTS["lambda"],
+        "ent_coef": A2C_DEFAULTS["entropy_coeff"],
+        "vf_coef": A2C_DEFAULTS["vf_loss_coeff"],
+        "max_grad_norm": A2C_DEFAULTS["grad_clip"],
         "lr": 7e-4,
     },
     "TRPO": {
-        "n_steps": 128,  # per env: 1024 steps per update
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "target_kl": 0.01,
-        "cg_max_steps": 15,
-        "cg_damping": 0.1,
-        "line_search_shrinking_factor": 0.8,
-        "line_search_max_iter": 10,
-        "n_critic_updates": 10,
-        "batch_size": 128,
+        "n_steps": TRPO_DEFAULTS["train_batch_size"] // N_ENVS,  # per env: 1024 steps per update
+        "gamma": TRPO_DEFAULTS["gamma"],
+        "gae_lambda": TRPO_DEFAULTS["lambda"],
+        **{k: TRPO_DEFAULTS[k] for k in TRPO_SHARED_KEYS},
         "lr": 1e-3,
     },
 }
@@ -87,8 +86,9 @@ def _ours(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
             **common, entropy_coeff=s["ent_coef"], vf_loss_coeff=s["vf_coef"], grad_clip=s["max_grad_norm"]
         )
     else:
-        keys = ("target_kl", "cg_max_steps", "cg_damping", "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates", "batch_size")
-        config = TRPOConfig().training(**common, grad_clip=None, **{k: s[k] for k in keys})
+        config = TRPOConfig().training(
+            **common, grad_clip=TRPO_DEFAULTS["grad_clip"], **{k: s[k] for k in TRPO_SHARED_KEYS}
+        )
     config = (
         config.environment("CartPole-v1")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=N_ENVS, rollout_fragment_length=s["n_steps"])
@@ -130,8 +130,7 @@ def _sb3(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
     if algorithm == "A2C":
         model = A2C("MlpPolicy", env, ent_coef=s["ent_coef"], vf_coef=s["vf_coef"], max_grad_norm=s["max_grad_norm"], use_rms_prop=False, normalize_advantage=True, **common)
     else:
-        keys = ("target_kl", "cg_max_steps", "cg_damping", "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates", "batch_size")
-        model = TRPO("MlpPolicy", env, **{k: s[k] for k in keys}, **common)
+        model = TRPO("MlpPolicy", env, **{k: s[k] for k in TRPO_SHARED_KEYS}, **common)
     start = time.perf_counter()
     model.learn(total_timesteps=env_steps)
     wall = time.perf_counter() - start
