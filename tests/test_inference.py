@@ -406,14 +406,17 @@ def test_rule_swap_makes_an_unreached_fate_reachable():
         return make_world("toy", network, {"A": {"A": 1, "B": 0}, "B": {"A": 0, "B": 1}}, {"start": ["C"]})
 
     assert consistency(build(rules)).missing == ("A",)
-    chosen, swaps, reach = select_consistent_rules(rules, build)
+    selection = select_consistent_rules(rules, build)
+    chosen, swaps, reach = selection.rules, selection.swaps, selection.reach
     assert chosen["A"].text == "C & !B" and reach.missing == () and len(swaps) == 1
     assert swaps[0].after.reached == ("A", "B") and abs(swaps[0].agreement_loss - 0.02) < 1e-9
     # A network that already reaches every fate is left as it is.
-    again, no_swaps, _ = select_consistent_rules(chosen, build)
+    again = select_consistent_rules(chosen, build)
+    again, no_swaps = again.rules, again.swaps
     assert no_swaps == [] and again == chosen
     # Only the required fates count: with 'B' alone required, the best rules stand.
-    kept, none, _ = select_consistent_rules(rules, build, required=["B"])
+    kept = select_consistent_rules(rules, build, required=["B"])
+    kept, none = kept.rules, kept.swaps
     assert none == [] and kept["A"].text == "0"
 
 

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
+from envs.inference.preprocess import dense
 
 BINARIZE_METHODS = ("kmeans", "threshold")
 
@@ -82,7 +83,7 @@ def binarize(
         raise choices_error("binarize method", method, BINARIZE_METHODS)
     adata = adata.copy()
     x = adata.layers[layer] if layer else adata.X
-    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    x = dense(x)
     genes = [str(g) for g in adata.var_names]
     if method == "kmeans":
         cut = kmeans_thresholds(x, dropout)

@@ -38,7 +38,6 @@ class Consistency:
     reached: tuple[str, ...]  # observed fates with probability >= p_min from the start state
     missing: tuple[str, ...]  # observed fates the network does not reach
     p_unmatched: float  # probability of ending in an attractor no fate matches
-    probabilities: dict[str, float]
 
     def key(self) -> tuple[int, float]:
         """Larger is better: fates reached first, then less unmatched probability (to 0.01)."""
@@ -72,7 +71,17 @@ def consistency(
     required = world.fates if required is None else tuple(required)
     reached = tuple(f for f in required if probs[f] >= p_min)
     missing = tuple(f for f in required if probs[f] < p_min)
-    return Consistency(reached, missing, float(probs[OTHER]), dict(probs))
+    return Consistency(reached, missing, float(probs[OTHER]))
+
+
+@dataclass
+class Selection:
+    """The rules chosen, the swaps made in order, how the result reaches the fates, and its world."""
+
+    rules: dict[str, RuleFit]
+    swaps: list[RuleSwap]
+    reach: Consistency
+    world: World
 
 
 def select_consistent_rules(
@@ -80,29 +89,37 @@ def select_consistent_rules(
     build: Callable[[dict[str, RuleFit]], World],
     required: "Sequence[str] | None" = None,
     p_min: float = 0.01,
-    max_swaps: int | None = None,
     seed: int = 0,
-) -> tuple[dict[str, RuleFit], list[RuleSwap], Consistency]:
+    solved: "dict[tuple[str, ...], Consistency] | None" = None,
+) -> Selection:
     """Greedy rule swaps until the network reaches the observed fates (module docstring).
 
     `build` turns a gene -> rule mapping into a world (same fates and start state);
     `required` names the fates that must be reached (default: all; transient stages,
-    such as early T-cell stages that later cells leave, are not end points).
-    Returns the chosen rules, the swaps made in order, and the final consistency.
+    such as early T-cell stages that later cells leave, are not end points). `solved`
+    caches the verdicts on networks already judged, by their rule texts (pass one dict to
+    calls that share `build`): later rounds meet most of the earlier rounds' networks
+    again. Only verdicts are kept: a world holds its solver's caches, megabytes each.
     """
+    solved = {} if solved is None else solved
+
+    def judge(chosen: dict[str, RuleFit]) -> Consistency:
+        key = tuple(fit.text for fit in chosen.values())
+        if key not in solved:
+            solved[key] = consistency(build(chosen), required, p_min, seed)
+        return solved[key]
+
     current = dict(rules)
-    state = consistency(build(current), required, p_min, seed)
+    state = judge(current)
     swaps: list[RuleSwap] = []
-    limit = len(rules) if max_swaps is None else max_swaps
-    while len(swaps) < limit and (state.missing or state.p_unmatched >= p_min):
+    while len(swaps) < len(rules) and (state.missing or state.p_unmatched >= p_min):
         best: tuple | None = None
         for gene, fit in current.items():
             original = rules[gene]
             for alternative in (original, *original.alternatives):
                 if alternative.text == fit.text:
                     continue
-                trial = build({**current, gene: alternative})
-                result = consistency(trial, required, p_min, seed)
+                result = judge({**current, gene: alternative})
                 if result.key() <= state.key():
                     continue
                 loss = original.agreement - alternative.agreement
@@ -115,4 +132,4 @@ def select_consistent_rules(
         swaps.append(RuleSwap(gene, current[gene].text, alternative.text, loss, state, result))
         current[gene] = alternative
         state = result
-    return current, swaps, state
+    return Selection(current, swaps, state, build(current))

@@ -22,7 +22,7 @@ import numpy as np
 from envs.errors import UserInputError, choices_error
 from envs.inference import preprocess as pp
 from envs.inference.binarize import binarize, regulation_allowed, transition_points, undo_dropouts
-from envs.inference.consistency import RuleSwap, consistency, select_consistent_rules
+from envs.inference.consistency import consistency, select_consistent_rules
 from envs.inference.rules import RuleFit, infer_rules, next_state_targets
 from envs.network import BooleanNetwork
 from envs.world import World, make_world
@@ -104,12 +104,19 @@ def _pseudotime(adata, column: str | None, root, seed: int) -> tuple[np.ndarray,
 
 
 def _fate_types(
-    labels: np.ndarray, binary: np.ndarray, pseudotime: np.ndarray, start: np.ndarray, fates, mature_share: float
+    labels: np.ndarray,
+    binary: np.ndarray,
+    pseudotime: np.ndarray,
+    early: np.ndarray,
+    start: np.ndarray,
+    fates,
+    mature_share: float,
 ) -> tuple[list[str], str | None, dict[str, np.ndarray]]:
-    """Fate cell types, the start (progenitor) type if any, and each type's mature signature."""
+    """Fate cell types, the start (progenitor) type if any, and each type's mature signature.
+
+    `early` are the rows of the earliest cells; their most common type is the start type."""
     kinds = sorted(set(map(str, labels)))
     signatures = {k: _signature(binary[labels == k], pseudotime[labels == k], mature_share) for k in kinds}
-    early = np.argsort(pseudotime, kind="stable")[: max(5, int(EARLY_SHARE * len(labels)))]
     values, counts = np.unique(labels[early], return_counts=True)
     start_type = str(values[np.argmax(counts)])
     if fates is not None:
@@ -146,8 +153,9 @@ def _mature_state(binary: np.ndarray, pseudotime: np.ndarray, share: float = 0.1
 
 
 def _is_steady(graph, state: np.ndarray) -> bool:
+    """The state is observed and next_state_targets took it as steady."""
     row = graph.index_of(state)
-    return row is not None and graph.steady is not None and bool(graph.steady[row])
+    return row is not None and bool(graph.steady[row])
 
 
 def _signature(binary: np.ndarray, pseudotime: np.ndarray, mature_share: float) -> np.ndarray:
@@ -218,8 +226,8 @@ def infer_world(
     observed end fate from the start state (or end in attractors no type matches), rules are
     swapped for runners-up (up to `n_alternatives` per gene, within `alternative_margin`
     agreement of the best) until they reach it (`envs.inference.consistency`); while an
-    end fate stays out of reach the search widens by two candidate regulators per gene at a
-    time (at most `WIDEN_CANDIDATES` more). End fates are the types whose latest cells
+    end fate stays out of reach the search is run once more with `WIDEN_CANDIDATES` more
+    candidate regulators per gene. End fates are the types whose latest cells
     form a steady state; a stage that later cells leave need not be an attractor. The
     swaps and the final reach are listed in `settings`.
     """
@@ -254,7 +262,7 @@ def infer_world(
 
     early = np.argsort(time_values, kind="stable")[: max(5, int(EARLY_SHARE * data.n_obs))]
     start = (binary[early].mean(axis=0) >= 0.5).astype(np.uint8)
-    fate_types, progenitor, signatures = _fate_types(labels, binary, time_values, start, fates, mature_share)
+    fate_types, progenitor, signatures = _fate_types(labels, binary, time_values, early, start, fates, mature_share)
 
     shared = ~np.isin(labels, fate_types)
     lineages = [(labels == f) | shared for f in fate_types]
@@ -306,21 +314,22 @@ def infer_world(
 
     # End fates: types whose mature state is steady; a stage that later cells leave is not one.
     end_fates = [f for f, e in zip(fate_types, end_states) if _is_steady(graph, e)]
-    rules = search(max_candidates)
-    swaps: list[RuleSwap] = []
     n_candidates = max_candidates
     if fate_consistency:
-        rules, swaps, reach = select_consistent_rules(rules, build, end_fates, seed=seed)
+        solved: dict = {}
+        chosen = select_consistent_rules(search(n_candidates), build, end_fates, seed=seed, solved=solved)
         # A fate still out of reach may need a regulator the mutual-information cut left out.
         widest = min(len(genes) - 1, max_candidates + WIDEN_CANDIDATES)
-        while reach.missing and n_candidates < widest:
-            n_candidates = min(n_candidates + 2, widest)
-            wider = select_consistent_rules(search(n_candidates), build, end_fates, seed=seed)
-            if wider[2].key() > reach.key():
-                rules, swaps, reach = wider
+        if chosen.reach.missing and n_candidates < widest:
+            n_candidates = widest
+            wider = select_consistent_rules(search(n_candidates), build, end_fates, seed=seed, solved=solved)
+            if wider.reach.key() > chosen.reach.key():
+                chosen = wider
+        rules, swaps, reach, world = chosen.rules, chosen.swaps, chosen.reach, chosen.world
     else:
-        reach = consistency(build(rules), end_fates, seed=seed)
-    world = build(rules)
+        rules, swaps = search(n_candidates), []
+        world = build(rules)
+        reach = consistency(world, end_fates, seed=seed)
     settings = {
         "n_cells": int(data.n_obs),
         "pseudotime": time_column,

@@ -81,12 +81,20 @@ class StateGraph:
     mean_time: np.ndarray  # (S,)
     steps: np.ndarray  # (S,) fewest gene switches from the start state via observed states (inf: none)
     start: int
+    index: dict[bytes, int] = field(default_factory=dict, repr=False)  # state bytes -> row
     steady: np.ndarray | None = None  # (S,) end states taken as steady by next_state_targets
 
     def index_of(self, state: np.ndarray) -> int | None:
         """Row of an observed state, None if no cell is in it."""
-        hits = np.nonzero((self.states == np.asarray(state, dtype=np.uint8)[None, :]).all(axis=1))[0]
-        return int(hits[0]) if len(hits) else None
+        return self.index.get(np.asarray(state, dtype=np.uint8).tobytes())
+
+
+def _flipped(states, index, counts, i, genes, min_cells) -> int | None:
+    """Row of state i with `genes` flipped, if observed in at least min_cells cells."""
+    flipped = states[i].copy()
+    flipped[list(genes)] ^= 1
+    j = index.get(flipped.tobytes())
+    return j if j is not None and counts[j] >= min_cells else None
 
 
 def _neighbours(states, index, counts, i, min_cells, jump=1):
@@ -94,10 +102,8 @@ def _neighbours(states, index, counts, i, min_cells, jump=1):
     if counts[i] < min_cells:
         return
     for genes in itertools.combinations(range(states.shape[1]), jump):
-        flipped = states[i].copy()
-        flipped[list(genes)] ^= 1
-        j = index.get(flipped.tobytes())
-        if j is not None and counts[j] >= min_cells:
+        j = _flipped(states, index, counts, i, genes, min_cells)
+        if j is not None:
             yield j, genes
 
 
@@ -124,7 +130,7 @@ def state_graph(
                 if d + jump < steps[j]:
                     steps[j] = d + jump
                     heapq.heappush(heap, (d + jump, j))
-    return StateGraph(states, cell_state, counts, mean_time, steps, start_idx)
+    return StateGraph(states, cell_state, counts, mean_time, steps, start_idx, index)
 
 
 def next_state_targets(
@@ -151,11 +157,11 @@ def next_state_targets(
     """
     graph = state_graph(binary, pseudotime, start, min_cells, max_jump)
     span = float(np.ptp(pseudotime)) or 1.0
-    index = {s.tobytes(): i for i, s in enumerate(graph.states)}
+    index = graph.index
     is_end = np.zeros(len(graph.states), dtype=bool)
     if end_states is not None:
         for e in np.atleast_2d(end_states):
-            i = index.get(np.asarray(e, dtype=np.uint8).tobytes())
+            i = graph.index_of(e)
             if i is None:
                 continue
             # A fate's latest state is steady unless a well-populated state follows it
@@ -184,14 +190,11 @@ def next_state_targets(
 
     def bridged(i: int, genes: tuple[int, ...]) -> bool:
         """No observed state lies between i and i with `genes` flipped: the data skipped the steps."""
-        for k in range(1, len(genes)):
-            for part in itertools.combinations(genes, k):
-                between = graph.states[i].copy()
-                between[list(part)] ^= 1
-                j = index.get(between.tobytes())
-                if j is not None and graph.counts[j] >= min_cells:
-                    return False
-        return True
+        return all(
+            _flipped(graph.states, index, graph.counts, i, part, min_cells) is None
+            for k in range(1, len(genes))
+            for part in itertools.combinations(genes, k)
+        )
 
     nxt = graph.states.astype(np.float64).copy()
     weight = np.ones_like(nxt)
@@ -345,13 +348,9 @@ def search_rule(
     total = float(weight.sum()) or 1.0
     self_pos = candidates.index(gene) if gene in candidates else -1
     # best[k] = (score, activator positions, repressor positions, form) with k regulators
-    best: dict[int, tuple[float, tuple, tuple, int]] = {
-        0: max((t1.sum() / total, (), (), -1), (t0.sum() / total, (), (), -2), key=lambda f: f[0])
-    }
-    runners_up: list[tuple[float, tuple, tuple, int]] = [
-        (t1.sum() / total, (), (), -1),
-        (t0.sum() / total, (), (), -2),
-    ]
+    # The constant rules "1" (form -1) and "0" (form -2); runners-up also collects the others.
+    runners_up: list[tuple[float, tuple, tuple, int]] = [(t1.sum() / total, (), (), -1), (t0.sum() / total, (), (), -2)]
+    best: dict[int, tuple[float, tuple, tuple, int]] = {0: max(runners_up, key=lambda f: f[0])}
     positions = range(len(candidates))
     for a in range(min(max_activators, len(candidates)) + 1):
         for r in range(min(max_repressors, len(candidates) - a) + 1):

@@ -60,17 +60,6 @@ def edge_scores(
     }
 
 
-def fate_distribution(world: World, perturbations, n_cells: int, seed: int) -> dict[str, float]:
-    """Fate probabilities: the exact oracle (Monte-Carlo past its size limit), else Monte-Carlo."""
-    try:  # envs.oracle is optional here: fall back to plain simulation without it
-        from envs.oracle import fate_distribution as oracle_distribution
-    except ImportError:
-        from envs.simulate import monte_carlo_fates
-
-        return dict(monte_carlo_fates(world, perturbations, n_cells=n_cells, seed=seed).probabilities)
-    return dict(oracle_distribution(world, perturbations, n_cells=n_cells, seed=seed).probabilities)
-
-
 def _outcome(probs: dict[str, float], names: set[str], p_min: float) -> tuple[str, frozenset]:
     merged: dict[str, float] = {}
     for fate, p in probs.items():
@@ -89,14 +78,16 @@ def knockout_agreement(
     genes: Iterable[str] | None = None,
 ) -> dict:
     """Per single-gene knockout: do both worlds give the same top fate / the same fate set?"""
+    from envs.oracle import fate_distribution  # the oracle pulls in scipy: only when checking
+
     shared = [g for g in inferred_world.genes if g in set(true_world.genes)]
     if genes is not None:
         shared = [g for g in shared if g in set(genes)]
     names = set(true_world.fates) & set(inferred_world.fates)
     rows = []
     for gene in shared:
-        t = fate_distribution(true_world, [(gene, "knockout")], n_cells, seed)
-        i = fate_distribution(inferred_world, [(gene, "knockout")], n_cells, seed)
+        t = fate_distribution(true_world, [(gene, "knockout")], n_cells=n_cells, seed=seed).probabilities
+        i = fate_distribution(inferred_world, [(gene, "knockout")], n_cells=n_cells, seed=seed).probabilities
         t_top, t_set = _outcome(t, names, p_min)
         i_top, i_set = _outcome(i, names, p_min)
         rows.append(

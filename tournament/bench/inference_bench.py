@@ -21,11 +21,10 @@ import time
 def _row(
     world_name: str, data_name: str, seed, true_world, result, seconds: float, ceiling: dict | None, exact: dict | None
 ) -> dict:
-    from envs.inference.validate import edge_scores, knockout_agreement
+    from envs.inference.validate import compare_worlds
 
-    edges = edge_scores(true_world.network.edges, result.world.network.edges)
-    with_self = edge_scores(true_world.network.edges, result.world.network.edges, include_self=True)
-    knockouts = knockout_agreement(true_world, result.world, seed=0)
+    checked = compare_worlds(true_world, result.world, seed=0)
+    edges, with_self, knockouts = checked["edges"], checked["edges_with_self"], checked["knockouts"]
     return {
         "world": world_name,
         "data": data_name,
