@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
+from envs.files import atomic_write_text
 from envs.formats import read_network
 from envs.network import BooleanNetwork
 
@@ -187,16 +186,9 @@ def save_world(world: World, directory: "str | Path") -> Path:
         "fate_threshold": world.fate_threshold,
         "description": world.description,
     }
-    _atomic_write(directory / "network.bnet", world.network.to_bnet())
-    _atomic_write(directory / WORLD_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(directory / "network.bnet", world.network.to_bnet())
+    atomic_write_text(directory / WORLD_FILE, json.dumps(meta, indent=2) + "\n")
     return directory
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def read_world(path: "str | Path") -> World:

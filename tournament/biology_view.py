@@ -17,7 +17,8 @@ from collections import Counter
 import pandas as pd
 
 from envs.network import KIND_ALIASES, KNOCKOUT, OVEREXPRESSION
-from tournament.leaderboard import GROUP_AXES, RunData, oracle_key
+from tournament.leaderboard import GROUP_AXES, RunData
+from tournament.rundir import oracle_key
 
 NO_PERTURBATION = "(none)"
 BIOLOGY_COLUMNS = (

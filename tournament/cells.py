@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tournament.rundir import oracle_key
 from tournament.spec import TournamentSpec
 
 
@@ -41,9 +42,8 @@ class Cell:
 
     @property
     def oracle_key(self) -> str:
-        """The key of this cell's optimum in oracle.json: world|task|target|max_perturb."""
-        target = self.target if self.task == "steer" else "-"
-        return f"{self.world_name}|{self.task}|{target}|{self.max_perturb}"
+        """The key of this cell's optimum in oracle.json (`tournament.rundir.oracle_key`)."""
+        return oracle_key(self.world_name, self.task, self.target, self.max_perturb)
 
     def describe(self) -> dict[str, Any]:
         """The columns trials.csv and final_scores.csv share."""

@@ -56,10 +56,10 @@ def resume_cmd(run_dir, address, max_concurrent, num_cpus, quiet) -> None:
 
 def _summary(root: Path) -> None:
     from tournament.progress import format_status, read_status
-    from tournament.rundir import read_json
+    from tournament.rundir import RunPaths, read_json
 
     status = read_status(root)
-    manifest = read_json(Path(root) / "manifest.json", {}) or {}
+    manifest = read_json(RunPaths(root).manifest, {}) or {}
     click.echo(f"run {root}: {manifest.get('status', '?')}")
     if status:
         click.echo(format_status(status))
@@ -73,7 +73,7 @@ def _summary(root: Path) -> None:
 def status_cmd(run_dir, as_json) -> None:
     """Progress of a tournament (also while it runs, from another terminal)."""
     from tournament.progress import format_status, read_status
-    from tournament.rundir import read_json
+    from tournament.rundir import RunPaths, read_json
 
     root = Path(run_dir)
     if not root.is_dir():
@@ -87,7 +87,7 @@ def status_cmd(run_dir, as_json) -> None:
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
-    manifest = read_json(root / "manifest.json", {}) or {}
+    manifest = read_json(RunPaths(root).manifest, {}) or {}
     click.echo(f"run {root}: {manifest.get('status', '?')}")
     click.echo(format_status(status))
 
@@ -96,8 +96,10 @@ def status_cmd(run_dir, as_json) -> None:
 @click.argument("run_dir", metavar="RUN", type=click.Path())
 def report_cmd(run_dir) -> None:
     """Rebuild the leaderboard and report from a run directory."""
+    from tournament.rundir import RunPaths
+
     root = Path(run_dir)
-    if not (root / "spec.yaml").is_file():
+    if not RunPaths(root).spec.is_file():
         raise UserInputError(f"{root} is not a run directory (no spec.yaml)")
     try:
         from tournament.report import build_report

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tournament import stats
+from tournament.rundir import RunPaths, oracle_key
 
 CELL_AXES = ("world", "task", "target", "algorithm", "optimizer", "max_perturb", "module")
 GROUP_AXES = ("world", "task", "target")
@@ -116,25 +117,18 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read whatever exists of a run directory (it may still be running)."""
-    run_dir = Path(run_dir)
-    spec = run_dir / "spec.yaml"
-    final_path = run_dir / "final_scores.csv"
+    paths = RunPaths(run_dir)
     return RunData(
-        run_dir=run_dir,
-        spec_text=spec.read_text() if spec.is_file() else "",
-        manifest=_read_json(run_dir / "manifest.json"),
-        status=_read_json(run_dir / "status.json"),
-        oracle=_read_json(run_dir / "oracle.json"),
-        trials=_read_csv(run_dir / "trials.csv"),
-        curves=_read_csv(run_dir / "curves.csv"),
-        final_scores=_read_csv(final_path),
-        has_final_scores_file=final_path.is_file(),
+        run_dir=paths.root,
+        spec_text=paths.spec.read_text() if paths.spec.is_file() else "",
+        manifest=_read_json(paths.manifest),
+        status=_read_json(paths.status),
+        oracle=_read_json(paths.oracle),
+        trials=_read_csv(paths.trials),
+        curves=_read_csv(paths.curves),
+        final_scores=_read_csv(paths.final_scores),
+        has_final_scores_file=paths.final_scores.is_file(),
     )
-
-
-def oracle_key(world: str, task: str, target: str, max_perturb: int) -> str:
-    """The key of oracle.json for a cell (target "-" for predict)."""
-    return f"{world}|{task}|{target or '-'}|{int(max_perturb)}"
 
 
 def final_seed_scores(run: RunData) -> pd.DataFrame:

@@ -93,6 +93,16 @@ def _interp_runs(curves: pd.DataFrame, y: str) -> tuple[np.ndarray, np.ndarray]:
     return grid, np.stack([np.interp(grid, xs, ys) for xs, ys in runs])
 
 
+def _band_line(ax, grid: np.ndarray, runs: np.ndarray, i: int, label: str, reps: int, seed: int) -> None:
+    """The mean of `runs` as line style `i`, with its bootstrap band where one exists."""
+    m, lo, hi = stats.curve_band(runs, reps=reps, seed=seed)
+    color = PALETTE[i % len(PALETTE)]
+    ax.plot(grid, m, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)],
+            marker=MARKERS[i % len(MARKERS)], markevery=max(1, len(grid) // 6), markersize=4, label=label)
+    if np.isfinite(lo).any():
+        ax.fill_between(grid, lo, hi, color=color, alpha=0.18, linewidth=0)
+
+
 def _legend_outside(ax, handles=None, labels=None, title: str | None = None) -> None:
     kw = {} if handles is None else {"handles": handles, "labels": labels}
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
@@ -137,15 +147,9 @@ def plot_learning_curves(
             grid, runs = _interp_runs(data, y)
             if runs.size == 0:
                 continue
-            m, lo, hi = stats.curve_band(runs, reps=reps, seed=seed)
             label = f"{c['algorithm']} / {c['optimizer']} / {c['module']}"
             label += " (best tuning trial)" if provisional else f" ({runs.shape[0]} seeds)"
-            color = PALETTE[i % len(PALETTE)]
-            ax.plot(grid, m, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                    marker=MARKERS[i % len(MARKERS)], markevery=max(1, len(grid) // 6),
-                    markersize=4, label=label)
-            if np.isfinite(lo).any():
-                ax.fill_between(grid, lo, hi, color=color, alpha=0.18, linewidth=0)
+            _band_line(ax, grid, runs, i, label, reps, seed)
             drew = True
         more = f" (best {MAX_LINES} of {len(cells)} cells)" if len(cells) > MAX_LINES else ""
         ax.set_title(group_label(world, task, target, k) + more)
@@ -329,13 +333,7 @@ def plot_lr_switching(
             grid, runs = _interp_runs(cv[cv["optimizer"] == name], col)
             if runs.size == 0:
                 continue
-            m, lo, hi = stats.curve_band(runs, reps=reps, seed=seed)
-            color = PALETTE[i % len(PALETTE)]
-            ax.plot(grid, m, color=color, linestyle=LINESTYLES[i % len(LINESTYLES)],
-                    marker=MARKERS[i % len(MARKERS)], markevery=max(1, len(grid) // 6),
-                    markersize=4, label=f"{name} ({runs.shape[0]} trials)")
-            if np.isfinite(lo).any():
-                ax.fill_between(grid, lo, hi, color=color, alpha=0.18, linewidth=0)
+            _band_line(ax, grid, runs, i, f"{name} ({runs.shape[0]} trials)", reps, seed)
         if col == "lr_mean":
             ax.set_yscale("log")
         else:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tournament.rundir import atomic_write_json, now_iso, read_json
+from tournament.rundir import RunPaths, atomic_write_json, now_iso, read_json
 
 
 class ProgressTracker:
@@ -109,7 +109,7 @@ def format_status(status: dict[str, Any], top: int = 10) -> str:
 
 
 def read_status(run_dir: "str | Path") -> dict[str, Any] | None:
-    return read_json(Path(run_dir) / "status.json")
+    return read_json(RunPaths(run_dir).status)
 
 
 class ProgressDisplay:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from envs.files import atomic_write_bytes
 from tournament import plots, stats
 from tournament.ablations import max_perturb_view, paired_ablations
 from tournament.biology_view import biology_view, oracle_table
@@ -35,19 +34,6 @@ from tournament.leaderboard import (
 )
 
 DASH = "–"
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_name(run: RunData) -> str:
@@ -194,7 +180,9 @@ def _html_table(df: pd.DataFrame, empty: str) -> str:
                       float_format=lambda x: f"{x:.3f}")
 
 
-def _html_img(name: str, data: bytes | None, alt: str) -> str:
+def _html_img(images: dict[str, bytes], name: str, alt: str) -> str:
+    """The figure `name` of `images` inlined, or a note while it has no data yet."""
+    data = images.get(name)
     if data is None:
         return f"<p class='note'>No data yet for: {html.escape(alt)}.</p>"
     b64 = base64.b64encode(data).decode("ascii")
@@ -237,10 +225,9 @@ def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.
                   _html_table(leaderboard_display(g.sort_values("rank")), "")]
     if lb.empty:
         parts.append("<p class='note'>No trials recorded yet.</p>")
-    parts += [_html_img("leaderboard.png", images.get("leaderboard.png"), "leaderboard intervals"),
+    parts += [_html_img(images, "leaderboard.png", "leaderboard intervals"),
               "<h2>Learning curves</h2>",
-              _html_img("learning_curves.png", images.get("learning_curves.png"),
-                        "learning curves")]
+              _html_img(images, "learning_curves.png", "learning curves")]
 
     parts += ["<h2>Oracle</h2>",
               "<p class='note'>The best achievable score per world/task/target/MAX_PERTURB: "
@@ -257,15 +244,12 @@ def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.
               "scratch on all weights in the matching cell. Pairs absent from the run are not "
               "shown.</p>",
               _html_table(ablations, "No ablation pair has matching cells with final seeds."),
-              _html_img("ablation_forest.png", images.get("ablation_forest.png"),
-                        "ablation forest plot"),
+              _html_img(images, "ablation_forest.png", "ablation forest plot"),
               "<h3>Score as a function of MAX_PERTURB</h3>",
               _html_table(mp, "No final-seed scores yet."),
-              _html_img("score_vs_max_perturb.png", images.get("score_vs_max_perturb.png"),
-                        "score against MAX_PERTURB"),
+              _html_img(images, "score_vs_max_perturb.png", "score against MAX_PERTURB"),
               "<h3>Optimizer learning-rate switching</h3>",
-              _html_img("lr_switching.png", images.get("lr_switching.png"),
-                        "learning-rate switching")]
+              _html_img(images, "lr_switching.png", "learning-rate switching")]
 
     parts += ["<h2>Biology: perturbation sets the best policies use</h2>",
               "<p class='note'>For the best-ranked steer cells of each group: the sets their "
@@ -304,7 +288,7 @@ def build_report(
     written: dict[str, Path] = {}
 
     def put(rel: str, data: str | bytes) -> None:
-        write_atomic(run_dir / rel, data)
+        atomic_write_bytes(run_dir / rel, data.encode("utf-8") if isinstance(data, str) else data)
         written[rel] = run_dir / rel
 
     put("leaderboard.csv", _csv(lb))

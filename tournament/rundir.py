@@ -16,9 +16,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from envs.files import atomic_write_text
 
 TRIAL_COLUMNS = (
     "trial_id", "phase", "cell_id", "world", "task", "target", "algorithm", "optimizer", "max_perturb",
@@ -39,19 +40,6 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write_text(path: "str | Path", text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: "str | Path", data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
 
@@ -61,6 +49,17 @@ def read_json(path: "str | Path", default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def oracle_key(world: str, task: str, target: str | None, max_perturb: int) -> str:
+    """A cell's key in oracle.json: world|task|target|max_perturb, target "-" for predict."""
+    shown = target if task == "steer" and target else "-"
+    return f"{world}|{task}|{shown}|{int(max_perturb)}"
+
+
+def is_finite_number(x: Any) -> bool:
+    """A real, finite number (bools excluded): what a score, time or memory figure must be to count."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def cell_text(value: Any) -> str:

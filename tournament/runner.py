@@ -45,13 +45,14 @@ from tournament.rundir import (
     RunPaths,
     atomic_write_csv,
     atomic_write_json,
+    is_finite_number,
     atomic_write_text,
     new_manifest,
     now_iso,
     read_csv,
     read_json,
 )
-from tournament.spec import TournamentSpec, parse_spec
+from tournament.spec import TournamentSpec, parse_spec, validate_spec_fields
 
 DEFAULT_LOCAL_ROOT = "runs"
 log = logging.getLogger("tournament")
@@ -114,7 +115,7 @@ def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") 
 
 
 def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+    return float(x) if is_finite_number(x) else None
 
 
 def _error_line(trial: Any) -> str:
@@ -320,16 +321,16 @@ def _loopback_node_address() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
-def _storage(spec: TournamentSpec, local_root: Path, attempt_dir: str) -> tuple[str, Any, str | None]:
+def _storage(spec: TournamentSpec, local_root: Path) -> tuple[str, Any, str | None]:
     """(Tune storage_path, storage_filesystem or None, URI of the run dir or None)."""
     storage = spec.execution.storage
     if not is_uri(storage):
-        return str((local_root / "tune").resolve()), None, None
+        return str(RunPaths(local_root).tune_dir.resolve()), None, None
     import pyarrow.fs as pafs
 
     fs, path = pafs.FileSystem.from_uri(storage.rstrip("/"))
     run_path = f"{path.rstrip('/')}/{spec.name}"
-    return f"{run_path}/tune", fs, run_path
+    return f"{run_path}/{RunPaths(local_root).tune_dir.name}", fs, run_path
 
 
 def _upload(local_root: Path, fs: Any, run_path: str) -> None:
@@ -339,7 +340,7 @@ def _upload(local_root: Path, fs: Any, run_path: str) -> None:
     fs.create_dir(run_path, recursive=True)
     for item in sorted(local_root.rglob("*")):
         rel = item.relative_to(local_root)
-        if rel.parts and rel.parts[0] == "tune":
+        if rel.parts and rel.parts[0] == RunPaths(local_root).tune_dir.name:
             continue
         if item.is_dir():
             fs.create_dir(f"{run_path}/{rel.as_posix()}", recursive=True)
@@ -392,7 +393,8 @@ def run_tournament(
             )
         import yaml
 
-        old = parse_spec(yaml.safe_load(paths.spec.read_text()), str(paths.spec))
+        # The recorded spec passed check_spec when the run started; its fields are enough here.
+        old = validate_spec_fields(yaml.safe_load(paths.spec.read_text()), str(paths.spec))
         diff = _first_difference(_grid_part(old), _grid_part(spec))
         if diff:
             raise UserInputError(f"{diff}: the spec differs from the one run {root} started with; "
@@ -420,7 +422,7 @@ def run_tournament(
         write_status(paths, "tune")
         oracle = compute_oracle(spec, cells, paths.oracle)
         started_ray = init_ray(spec.execution.address, spec.execution.num_cpus)
-        storage_path, storage_fs, uri_run_path = _storage(spec, root, f"attempt-{attempt}")
+        storage_path, storage_fs, uri_run_path = _storage(spec, root)
         searcher = _make_searcher(spec, cells, cells_by_id, oracle, paths)
         counts = searcher.counts()
         previous = read_csv(paths.trials)
@@ -441,7 +443,7 @@ def run_tournament(
         callback = RunDirCallback(paths, cells_by_id, tracker, searcher, display)
         with display:
             display.update(tracker.status(), force=True)
-            _fit(spec, searcher, callback, storage_path, storage_fs, f"attempt-{attempt}", cells, cells_by_id, oracle)
+            _fit(spec, searcher, callback, storage_path, storage_fs, f"attempt-{attempt}", cells)
             callback.flush(force=True)
             display.update(tracker.status(), force=True)
         complete = searcher._all_handed_out() and not tracker.running and tracker.remaining == 0
@@ -550,7 +552,7 @@ def _max_concurrent(spec: TournamentSpec, example_config: dict) -> int:
 
 
 def _fit(spec: TournamentSpec, searcher: Any, callback: RunDirCallback, storage_path: str, storage_fs: Any,
-         name: str, cells: list[Cell], cells_by_id: dict[str, Cell], oracle: dict) -> None:
+         name: str, cells: list[Cell]) -> None:
     from ray import tune
 
     from tournament.early_stopping import CellMedianStopping

@@ -44,9 +44,6 @@ SampleFn = Callable[[str, "optuna.trial.BaseTrial"], dict[str, Any]]
 # (cell_id, phase, params, seed, trial_key) -> the Tune config of the trial
 ConfigFn = Callable[[str, str, dict[str, Any], int, str], dict[str, Any]]
 
-STUDIES_FILE = "studies.log"
-
-
 def journal_storage(path: "str | Path") -> JournalStorage:
     """The JournalStorage at `path` (a .log file; `optuna-dashboard path` opens it)."""
     path = Path(path)
@@ -96,6 +93,9 @@ class _CellState:
     slots_done: set[int] = field(default_factory=set)  # slots told
     requeued: list[int] = field(default_factory=list)  # slots whose params wait in the study queue
     finals_handed: set[int] = field(default_factory=set)
+    # A trial finished COMPLETE (so best_params exists); kept here because asking the
+    # journal re-reads its file, and Tune polls suggest() often. Only this driver tells.
+    has_complete: bool = False
 
 
 class CellSearcher(Searcher):
@@ -143,7 +143,6 @@ class CellSearcher(Searcher):
         self._cells: dict[str, _CellState] = {}
         # tune trial id -> ("tune", cell, optuna trial) | ("final", cell, seed)
         self._live: dict[str, tuple[str, str, Any]] = {}
-        self.handed_out: list[tuple[str, str, int]] = []  # (phase, cell_id, slot or seed), in order
         done = set(final_done)
         for cid in self.cell_ids:
             self._cells[cid] = self._open(cid)
@@ -188,6 +187,7 @@ class CellSearcher(Searcher):
             else:
                 state.slots_done.add(int(slot))
                 state.slots_handed.add(int(slot))
+        state.has_complete = any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
         return state
 
     def study(self, cell_id: str) -> optuna.Study:
@@ -217,7 +217,7 @@ class CellSearcher(Searcher):
         return {"planned": planned}
 
     def best_params_known(self, cell_id: str) -> bool:
-        return bool(self._cells[cell_id].study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return self._cells[cell_id].has_complete
 
     # ---- Searcher API -----------------------------------------------------------------------
 
@@ -237,7 +237,6 @@ class CellSearcher(Searcher):
             params = self.best_params(cid)
             self._cells[cid].finals_handed.add(seed)
             self._live[trial_id] = ("final", cid, seed)
-            self.handed_out.append(("final", cid, seed))
             return self.config_fn(cid, "final", params, seed, f"{cid}-s{seed}")
         st = self._cells[cid]
         if st.requeued:
@@ -254,7 +253,6 @@ class CellSearcher(Searcher):
         key = f"{cid}-t{slot}"
         trial.set_user_attr("trial_key", key)
         self._live[trial_id] = ("tune", cid, trial)
-        self.handed_out.append(("tune", cid, slot))
         return self.config_fn(cid, "tune", params, self.tune_seed(slot), key)
 
     def _next_final(self) -> tuple[str, int] | None:
@@ -286,9 +284,6 @@ class CellSearcher(Searcher):
                 return False
         return True
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        pass
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         live = self._live.pop(trial_id, None)
         if live is None:
@@ -319,14 +314,11 @@ class CellSearcher(Searcher):
         if error:
             trial.set_user_attr("fail_reason", "the trial raised an error (see trials.csv)")
         st.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        st.has_complete = st.has_complete or state == TrialState.COMPLETE
 
     def commit_all(self) -> None:
         for trial_id in list(self._pending):
             self.commit(trial_id)
-
-    def live_phase(self, trial_id: str) -> str | None:
-        live = self._live.get(trial_id)
-        return live[0] if live else None
 
     @property
     def tuning_done(self) -> bool:

@@ -11,7 +11,6 @@ key path (e.g. `grid.algorithm[1]`) and, for names, the valid choices.
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from pathlib import Path
@@ -45,6 +44,8 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
 # The trial contract's algorithm names; used only while algorithms.registry cannot be imported.
 CONTRACT_ALGORITHMS = ("PPO", "A2C", "SAC", "TRPO", "TRPO_to_PPO", "PPO_to_TRPO", "LoRA_staged")
 CONTRACT_MODULES = ("gnn", "mlp")
+# The class that trains one trial unless the spec names another (execution.runner).
+DEFAULT_RUNNER = "algorithms.trial:TrialRunner"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -207,7 +208,7 @@ class ExecutionSpec(_Strict):
     max_failures: int = Field(2, ge=0)
     checkpoint_every: int = Field(5, ge=1)
     # The class that trains one trial, "module:Class" with the TrialRunner interface.
-    runner: str = "algorithms.trial:TrialRunner"  # DEFAULT_RUNNER
+    runner: str = DEFAULT_RUNNER
 
 
 class TournamentSpec(_Strict):
@@ -262,24 +263,23 @@ class TournamentSpec(_Strict):
 # ---- registries (lazy: importing algorithms pulls in RLlib) ----------------------------------
 
 
-def algorithm_names() -> tuple[str, ...]:
+def _registry_names(attribute: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+    """A name list of algorithms.registry; the contract's list in a build without it."""
     try:
-        from algorithms.registry import ALGORITHM_NAMES
+        import algorithms.registry as registry
     except ModuleNotFoundError as exc:
-        if exc.name not in ("algorithms.registry",):
+        if exc.name != "algorithms.registry":
             raise
-        return CONTRACT_ALGORITHMS
-    return tuple(ALGORITHM_NAMES)
+        return fallback
+    return tuple(getattr(registry, attribute))
+
+
+def algorithm_names() -> tuple[str, ...]:
+    return _registry_names("ALGORITHM_NAMES", CONTRACT_ALGORITHMS)
 
 
 def module_kinds() -> tuple[str, ...]:
-    try:
-        from algorithms.registry import MODULE_KINDS
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("algorithms.registry",):
-            raise
-        return CONTRACT_MODULES
-    return tuple(MODULE_KINDS)
+    return _registry_names("MODULE_KINDS", CONTRACT_MODULES)
 
 
 def optimizer_names() -> tuple[str, ...]:
@@ -287,8 +287,6 @@ def optimizer_names() -> tuple[str, ...]:
 
     return tuple(OPTIMIZER_NAMES)
 
-
-DEFAULT_RUNNER = "algorithms.trial:TrialRunner"
 
 
 def _probe_value(p: "ParamSpec") -> Any:
@@ -358,9 +356,8 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 
 def _from_validation_error(exc: ValidationError) -> UserInputError:
     err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if p not in ("function-after[_consistent(), ParamSpec]",))
     # dict-of-ParamSpec paths contain pydantic's internal union tags; drop non-key parts
-    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or "function-" in p)))
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or "function-" in p)))
     path = _loc_path(loc)
     if err["type"] == "extra_forbidden":
         model = _model_at(loc)
@@ -592,14 +589,20 @@ def warn_external_checkpoints(spec: TournamentSpec) -> None:
         )
 
 
-def parse_spec(data: Any, source: str = "spec") -> TournamentSpec:
-    """A validated spec from already-parsed YAML data."""
+def validate_spec_fields(data: Any, source: str = "spec") -> TournamentSpec:
+    """The spec's fields checked (types, ranges, names) without probing RLlib or reading
+    checkpoints: enough to compare a run's recorded spec with a new one."""
     if not isinstance(data, dict):
         raise UserInputError(f"{source}: a spec is a mapping of keys (name, world, grid, ...), got {type(data).__name__}")
     try:
-        spec = TournamentSpec.model_validate(data)
+        return TournamentSpec.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
+
+
+def parse_spec(data: Any, source: str = "spec") -> TournamentSpec:
+    """A validated spec from already-parsed YAML data."""
+    spec = validate_spec_fields(data, source)
     # before check_spec: probing LoRA_staged already reads its pretrained checkpoint
     warn_external_checkpoints(spec)
     check_spec(spec)
@@ -633,6 +636,3 @@ def with_overrides(spec: TournamentSpec, **execution: Any) -> TournamentSpec:
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
 
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -42,6 +42,8 @@ from typing import Any
 
 from ray import tune
 
+from tournament.rundir import is_finite_number
+
 TRAINABLE_STATE = "trainable.json"
 RUNNER_DIR = "runner"
 
@@ -78,12 +80,8 @@ def _trial_kwargs(config: dict) -> tuple[dict, str | None]:
     return trial, fault
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _float(x: Any) -> float:
-    return float(x) if _finite(x) else math.nan
+    return float(x) if is_finite_number(x) else math.nan
 
 
 def _node_id() -> str:
@@ -109,11 +107,11 @@ def _rss_mb() -> float:
 def over_budget(meta: dict, wall_seconds: float, iteration: int) -> str | None:
     """Why the trial must stop for its time or memory budget, or None."""
     timeout = meta.get("timeout_s")
-    if _finite(timeout) and wall_seconds > timeout:
+    if is_finite_number(timeout) and wall_seconds > timeout:
         return (f"time budget exceeded: {wall_seconds:.1f} s > resources.trial_timeout_s = {timeout:g} s "
                 f"at iteration {iteration}; not retried")
     memory = meta.get("memory_mb")
-    if _finite(memory):
+    if is_finite_number(memory):
         rss = _rss_mb()
         if rss > memory:
             return (f"memory budget exceeded: {rss:.0f} MiB resident > resources.trial_memory_mb = {memory:g} "
@@ -135,7 +133,7 @@ def train_trial(config: dict) -> None:
     if meta.get("phase") == "final":
         episodes = int(meta.get("final_eval_episodes", episodes))
     optimum = meta.get("optimum")
-    optimum = float(optimum) if _finite(optimum) and optimum > 0 else None
+    optimum = float(optimum) if is_finite_number(optimum) and optimum > 0 else None
 
     state: dict[str, Any] = {"iteration": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "score": math.nan,
                              "steps_to_90": None, "attempt": 0}
@@ -198,7 +196,7 @@ def train_trial(config: dict) -> None:
                 "lr_mean": _float(m.get("lr_mean")),
                 "eval_score": float(ev["score"]) if ev else math.nan,
                 "score": score,
-                "normalized_score": score / optimum if optimum and _finite(score) else math.nan,
+                "normalized_score": score / optimum if optimum and is_finite_number(score) else math.nan,
                 "steps_to_90": state["steps_to_90"] if state["steps_to_90"] is not None else math.nan,
                 "cpu_seconds": cpu,
                 "wall_seconds": wall,

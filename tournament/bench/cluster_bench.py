@@ -12,22 +12,15 @@ trial costs beyond its own run. `cluster_start_s` (starting the raylets) is not 
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from tournament.bench.tournament_bench import bench_spec
+from tournament.bench.tournament_bench import bench_spec, read_trials
 
 NOTE = "raylets share one machine: overhead, not speed-up"
-
-
-def _trials(run_dir: Path) -> list[dict]:
-    with open(run_dir / "trials.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def bench_cluster(
@@ -69,7 +62,7 @@ def bench_cluster(
                     wall = time.perf_counter() - t1
                 finally:
                     cluster.shutdown()
-                trials = _trials(run_dir)
+                trials = read_trials(run_dir)
                 trial_wall = sum(float(r["wall_seconds"] or 0) for r in trials)
                 rows.append({
                     "raylets": n,

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import re
-import tempfile
 from pathlib import Path
+
+from tournament.rundir import atomic_write_text, hardware
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = "no GPU"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), {gpu}, Python {platform.python_version()}"
+    h = hardware()
+    return f"{h['cpu_count']} CPUs ({h['cpu_model']}), {h['gpu'] or 'no GPU'}, Python {platform.python_version()}"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -61,8 +46,5 @@ def record(path: "str | Path", name: str, command: str, rows: list[dict], notes:
     )
     pattern = re.compile(rf"^## bench: {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return path

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tournament.rundir import RunPaths
+
 
 def bench_spec(name: str, storage: str, env_steps: int, trials_per_cell: int, seeds: int, num_cpus: int,
                runner: str | None = None) -> dict[str, Any]:
@@ -42,9 +44,14 @@ def bench_spec(name: str, storage: str, env_steps: int, trials_per_cell: int, se
     return spec
 
 
-def _utilization(run_dir: Path, wall: float, cpus: int) -> dict[str, Any]:
-    with open(run_dir / "trials.csv", newline="") as fh:
-        trials = list(csv.DictReader(fh))
+def read_trials(run_dir: Path) -> list[dict]:
+    """The run's trials.csv rows (the run must have written it)."""
+    with open(RunPaths(run_dir).trials, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _utilization(run_dir: Path) -> dict[str, Any]:
+    trials = read_trials(run_dir)
     cpu = sum(float(r["cpu_seconds"] or 0) for r in trials)
     trial_wall = sum(float(r["wall_seconds"] or 0) for r in trials)
     return {"trials": len(trials), "failed": sum(r["status"] == "failed" for r in trials),
@@ -79,7 +86,7 @@ def bench_tournament(
         start = time.perf_counter()
         run_dir = run_tournament(spec, progress=False, build_report=False)
         wall = time.perf_counter() - start
-        stats = _utilization(run_dir, wall, cpus)
+        stats = _utilization(run_dir)
         fit_wall = _fit_wall(run_dir)
     concurrency = cpus  # one CPU per trial
     return {
@@ -98,7 +105,7 @@ def bench_tournament(
 def _fit_wall(run_dir: Path) -> float | None:
     """Seconds from the first trial's start to the last trial's end, from Tune's result files."""
     starts, ends = [], []
-    for path in Path(run_dir, "tune").rglob("result.json"):
+    for path in RunPaths(run_dir).tune_dir.rglob("result.json"):
         lines = path.read_text().splitlines()
         if not lines:
             continue
