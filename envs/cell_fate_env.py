@@ -33,8 +33,8 @@ import gymnasium as gym
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
-from envs.network import PERTURBATION_KINDS, Pins, normalize_kind, pin_value
-from envs.world import DONT_CARE, World, load_world
+from envs.network import PERTURBATION_KINDS, UPDATE_SCHEMES, Pins, normalize_kind, normalize_kinds, pin_value
+from envs.world import World, load_world
 
 TASKS = ("steer", "predict")
 OBSERVATIONS = ("graph", "flat")
@@ -82,11 +82,9 @@ def env_settings(config: dict | None) -> dict[str, Any]:
         raise choices_error("task", s["task"], TASKS)
     if s["observation"] not in OBSERVATIONS:
         raise choices_error("observation", s["observation"], OBSERVATIONS)
-    if s["scheme"] not in ("async", "sync"):
-        raise choices_error("update scheme", s["scheme"], ("async", "sync"))
-    s["kinds"] = tuple(dict.fromkeys(normalize_kind(k) for k in s["kinds"]))
-    if not s["kinds"]:
-        raise UserInputError("kinds must name at least one perturbation kind: knockout, overexpression")
+    if s["scheme"] not in UPDATE_SCHEMES:
+        raise choices_error("update scheme", s["scheme"], UPDATE_SCHEMES)
+    s["kinds"] = normalize_kinds(s["kinds"])
     limit = world.n_genes
     k = s["max_perturb"]
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= limit:
@@ -98,11 +96,7 @@ def env_settings(config: dict | None) -> dict[str, Any]:
     s["updates_per_stage"] = int(s["updates_per_stage"] or world.n_genes)
     if s["n_stages"] < 1 or s["updates_per_stage"] < 1:
         raise UserInputError("n_stages and updates_per_stage must be positive")
-    starts = s["start"]
-    starts = [world.default_start] if starts is None else ([starts] if isinstance(starts, str) else list(starts))
-    for name in starts:
-        world.start_state(name)
-    s["start"] = starts
+    s["start"] = world.start_names(s["start"])
     return s
 
 
@@ -144,7 +138,7 @@ class CellFateEnv(gym.Env):
             self._static[:, 4] = sig == 0
         const = set(self.network.constant_genes)
         self._static[:, 7] = [g in const for g in self.network.genes]
-        self._care = self.world.signatures[self.target_index] != DONT_CARE if self.task == "steer" else None
+        self._care = self.world.care[self.target_index] if self.task == "steer" else None
         if s["seed"] is not None:
             self.reset(seed=int(s["seed"]))
 
@@ -250,8 +244,8 @@ class CellFateEnv(gym.Env):
             info["invalid_action"] = True
         before = self._potential(self.state) if self.settings["shaping"] else 0.0
         if valid and action != NO_PERTURBATION:
-            gene, kind = self.decode_action(action)
-            self._apply(self.network.gene_index(gene), kind)
+            g, k = divmod(action - 1, len(self.kinds))  # decode_action, by index
+            self._apply(g, self.kinds[k])
             reward -= self.settings["perturbation_cost"]
         else:
             self._advance(self.updates_per_stage)

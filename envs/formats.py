@@ -23,7 +23,6 @@ def parse_bnet(text: str, where: str = "bnet") -> BooleanNetwork:
         if not target:
             raise UserInputError(f"{where} line {lineno}: missing target gene")
         rules.append((target, rule))
-    _check_duplicates(rules, where)
     return BooleanNetwork.from_rules(rules, where=where)
 
 
@@ -46,16 +45,7 @@ def parse_sim_model(text: str, where: str = "sim model") -> BooleanNetwork:
         target, rule = (part.strip() for part in line.split("=", 1))
         # scanpy allows an empty right-hand side for a gene that keeps its value.
         rules.append((target, rule or target))
-    _check_duplicates(rules, where)
     return BooleanNetwork.from_rules(rules, where=where)
-
-
-def _check_duplicates(rules: list[tuple[str, str]], where: str) -> None:
-    seen: set[str] = set()
-    for target, _ in rules:
-        if target in seen:
-            raise UserInputError(f"{where}: duplicate target {target!r}")
-        seen.add(target)
 
 
 def read_network(path: "str | Path") -> BooleanNetwork:
@@ -70,8 +60,3 @@ def read_network(path: "str | Path") -> BooleanNetwork:
         return parse_sim_model(text, where=str(path))
     raise UserInputError(f"unknown network format {path.suffix!r} for {path}; valid choices: .bnet, .txt")
 
-
-def write_bnet(network: BooleanNetwork, path: "str | Path") -> Path:
-    path = Path(path)
-    path.write_text(network.to_bnet())
-    return path

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from envs.boolean_rules import Node, parse_rule, rule_inputs, signed_edges, to_text, truth_table
-from envs.errors import UserInputError
+from envs.errors import UserInputError, choices_error
 
 UPDATE_SCHEMES = ("async", "sync")
 KNOCKOUT, OVEREXPRESSION = "knockout", "overexpression"
@@ -53,22 +53,24 @@ class BooleanNetwork:
         seen: set[str] = set()
         for g in genes:
             if g in seen:
-                raise UserInputError(f"{where}: gene {g!r} has more than one rule")
+                raise UserInputError(f"{where}: duplicate target {g!r}: a gene has one rule")
             seen.add(g)
         index = {g: i for i, g in enumerate(genes)}
         asts: list[Node] = []
+        input_lists: list[list[str]] = []
         for g, text in items:
             if not str(text).strip():
                 raise UserInputError(f"{where}: empty rule for gene {g!r} (write '{g}' to keep it constant)")
             node = parse_rule(str(text), where=f"{where}: rule of {g}")
-            unknown = [v for v in rule_inputs(node) if v not in index]
+            ins = rule_inputs(node)
+            unknown = [v for v in ins if v not in index]
             if unknown:
                 raise UserInputError(
                     f"{where}: rule of {g} names unknown gene {unknown[0]!r}; genes: {', '.join(genes)}"
                 )
             asts.append(node)
+            input_lists.append(ins)
         n = len(genes)
-        input_lists = [rule_inputs(a) for a in asts]
         width = max(1, max(len(x) for x in input_lists))
         inputs = np.full((n, width), n, dtype=np.int64)
         tables = np.zeros((n, 1 << width), dtype=np.uint8)
@@ -98,8 +100,6 @@ class BooleanNetwork:
         try:
             return self.genes.index(gene)
         except ValueError:
-            from envs.errors import choices_error
-
             raise choices_error("gene", gene, self.genes) from None
 
     @property
@@ -290,9 +290,15 @@ def normalize_kind(kind: str) -> str:
     try:
         return KIND_ALIASES[kind]
     except KeyError:
-        from envs.errors import choices_error
-
         raise choices_error("perturbation kind", kind, sorted(KIND_ALIASES)) from None
+
+
+def normalize_kinds(kinds) -> tuple[str, ...]:
+    """Canonical kinds, duplicates dropped, order kept; at least one."""
+    out = tuple(dict.fromkeys(normalize_kind(k) for k in kinds))
+    if not out:
+        raise UserInputError(f"kinds must name at least one perturbation kind: {', '.join(PERTURBATION_KINDS)}")
+    return out
 
 
 def states_to_codes(states: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from envs.errors import UserInputError
 from envs.markov import StateSpaceTooLarge, fate_probabilities
-from envs.network import PERTURBATION_KINDS, normalize_kind, pin_value, states_to_codes
+from envs.network import PERTURBATION_KINDS, normalize_kinds, pin_value, states_to_codes
 from envs.simulate import FateDistribution, check_perturbations, monte_carlo_fates
 from envs.world import World
 
@@ -157,13 +157,6 @@ def fate_distribution(
 # ---- enumerating perturbation sets -------------------------------------------------------
 
 
-def _kinds(kinds) -> tuple[str, ...]:
-    out = tuple(dict.fromkeys(normalize_kind(k) for k in kinds))
-    if not out:
-        raise UserInputError(f"kinds must name at least one perturbation kind: {', '.join(PERTURBATION_KINDS)}")
-    return out
-
-
 def _check_k(world: World, max_perturb: int) -> int:
     k = int(max_perturb)
     if not 0 <= k <= world.n_genes:
@@ -176,7 +169,8 @@ def count_sets(n_genes: int, n_kinds: int, size: int) -> int:
     return math.comb(n_genes, size) * n_kinds**size
 
 
-def _sets_of_size(n_genes: int, kinds: tuple[str, ...], size: int):
+def sets_of_size(n_genes: int, kinds: tuple[str, ...], size: int):
+    """Every perturbation set of `size` genes as ((gene index, kind), ...), in a fixed order."""
     for genes in itertools.combinations(range(n_genes), size):
         for ks in itertools.product(kinds, repeat=size):
             yield tuple(zip(genes, ks))
@@ -265,7 +259,7 @@ def best_perturbations(
     """
     t = world.fate_index(target)
     k = _check_k(world, max_perturb)
-    kinds = _kinds(kinds)
+    kinds = normalize_kinds(kinds)
     if top < 1:
         raise UserInputError(f"top must be at least 1, got {top!r}")
     n = world.n_genes
@@ -287,7 +281,7 @@ def best_perturbations(
         total += count_sets(n, len(kinds), size)
         if total > exhaustive_limit and size > 0:
             break
-        for s in _sets_of_size(n, kinds, size):
+        for s in sets_of_size(n, kinds, size):
             score(s)
         exhaustive_upto = size
     searched = exhaustive_upto < k
@@ -385,10 +379,8 @@ def bayes_optimal_accuracy(
     stages of the cell can score higher: this is the optimum at time 0.
     """
     k = _check_k(world, max_perturb)
-    kinds = _kinds(kinds)
-    starts = [world.default_start] if start is None else ([start] if isinstance(start, str) else list(start))
-    for s in starts:
-        world.start_state(s)
+    kinds = normalize_kinds(kinds)
+    starts = world.start_names(start)
     n = world.n_genes
     rng = np.random.default_rng(seed)
     mean = 0.0
@@ -400,7 +392,7 @@ def bayes_optimal_accuracy(
         for size in range(k + 1):
             weight = 1.0 / ((k + 1) * len(starts))
             if count_sets(n, len(kinds), size) <= exhaustive_limit:
-                values = [evaluate(s).probabilities.max() for s in _sets_of_size(n, kinds, size)]
+                values = [evaluate(s).probabilities.max() for s in sets_of_size(n, kinds, size)]
                 mean += weight * float(np.mean(values))
             else:
                 sampled = True

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.errors import UserInputError
 from envs.network import Pins, normalize_kind
 from envs.world import World
 
@@ -38,12 +39,17 @@ def check_perturbations(world: World, perturbations: "list[Perturbation] | tuple
         world.network.gene_index(gene)
         kind = normalize_kind(kind)
         if gene in seen:
-            from envs.errors import UserInputError
-
             raise UserInputError(f"gene {gene!r} is perturbed twice; at most one perturbation per gene")
         seen.add(gene)
         out.append((gene, kind))
     return out
+
+
+def _pinned_batch(world: World, perturbations, start: str | None, batch: int) -> tuple[np.ndarray, Pins]:
+    """`batch` copies of the start state, every cell with the same perturbation set pinned."""
+    one = Pins.from_sets(world.network, [perturbations])
+    pins = Pins(np.repeat(one.mask, batch, axis=0), np.repeat(one.value, batch, axis=0))
+    return pins.apply(np.repeat(world.start_state(start)[None, :], batch, axis=0)), pins
 
 
 def monte_carlo_fates(
@@ -57,9 +63,7 @@ def monte_carlo_fates(
     """Run `n_cells` independent cells to their attractors; count fates."""
     perturbations = check_perturbations(world, perturbations)
     rng = np.random.default_rng(seed)
-    states = np.repeat(world.start_state(start)[None, :], n_cells, axis=0)
-    pins = Pins.from_sets(world.network, [perturbations] * n_cells)
-    states = pins.apply(states)
+    states, pins = _pinned_batch(world, perturbations, start, n_cells)
     final = world.network.run_to_attractor(states, rng, pins, scheme)
     counts = np.bincount(world.classify(final), minlength=len(world.fate_labels))
     p = counts / n_cells
@@ -99,9 +103,7 @@ def simulate_anndata(
     net = world.network
     n = net.n_genes
     horizon = 40 * n
-    states = np.repeat(world.start_state(start)[None, :], n_trajectories, axis=0)
-    pins = Pins.from_sets(net, [perturbations] * n_trajectories)
-    states = pins.apply(states)
+    states, pins = _pinned_batch(world, perturbations, start, n_trajectories)
     path = np.empty((horizon + 1, n_trajectories, n), dtype=np.uint8)
     path[0] = states
     for t in range(horizon):

@@ -74,29 +74,33 @@ class World:
             raise choices_error(f"start state of world {self.name!r}", name, list(self.start_states))
         return self.start_states[name].copy()
 
+    @functools.cached_property
+    def care(self) -> np.ndarray:
+        """(F, n) the genes each fate's signature specifies."""
+        return self.signatures != DONT_CARE
+
+    def start_names(self, start: "str | list[str] | None") -> list[str]:
+        """A start name, a list of them, or None (the default start) as a checked list."""
+        names = [self.default_start] if start is None else ([start] if isinstance(start, str) else list(start))
+        for name in names:
+            self.start_state(name)
+        return names
+
     def agreement(self, states: np.ndarray) -> np.ndarray:
         """(B, F) fraction of each fate's specified genes that the state matches."""
-        care = self.signatures != DONT_CARE
-        match = (states[:, None, :] == self.signatures[None, :, :]) & care[None]
-        return match.sum(axis=2) / np.maximum(care.sum(axis=1), 1)[None, :]
+        match = (states[:, None, :] == self.signatures[None, :, :]) & self.care[None]
+        return match.sum(axis=2) / np.maximum(self.care.sum(axis=1), 1)[None, :]
 
     def classify(self, states: np.ndarray) -> np.ndarray:
         """Fate index per state; len(fates) means `other`. Ties go to the more specific fate."""
         agree = self.agreement(np.atleast_2d(states))
-        specificity = (self.signatures != DONT_CARE).sum(axis=1)
+        specificity = self.care.sum(axis=1)
         # Tie-break towards fates that specify more genes: a full match on a detailed
         # signature is stronger evidence than on a vague one.
         score = agree + 1e-6 * specificity[None, :]
         best = score.argmax(axis=1)
         best_agree = agree[np.arange(len(best)), best]
         return np.where(best_agree >= self.fate_threshold, best, len(self.fates))
-
-    def state_from_genes(self, on: "list[str] | dict[str, int]") -> np.ndarray:
-        state = np.zeros(self.n_genes, dtype=np.uint8)
-        items = on.items() if isinstance(on, dict) else ((g, 1) for g in on)
-        for gene, value in items:
-            state[self.network.gene_index(gene)] = int(value)
-        return state
 
     def summary(self) -> dict:
         """JSON-ready description for `tournament worlds`."""

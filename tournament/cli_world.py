@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from envs.errors import UserInputError
-from envs.network import PERTURBATION_KINDS, normalize_kind
+from envs.network import PERTURBATION_KINDS, normalize_kind, normalize_kinds
 from envs.world import builtin_world_names, find_worlds, load_world
 
 
@@ -17,7 +17,7 @@ def _echo_json(data: object) -> None:
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(normalize_kind(k.strip()) for k in text.split(",") if k.strip()))
+    return normalize_kinds(k.strip() for k in text.split(",") if k.strip())
 
 
 def parse_perturbation(text: str) -> tuple[str, str]:

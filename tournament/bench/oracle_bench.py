@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 
 from envs.network import PERTURBATION_KINDS, pin_value
-from envs.oracle import best_perturbations, clear_cache, count_sets
+from envs.oracle import best_perturbations, clear_cache, count_sets, sets_of_size
 from envs.world import World, load_world
 
 REFERENCE_SECONDS = 260.0  # naive reference: myeloid, 4 targets x every set of size <= 2
@@ -124,17 +124,10 @@ def naive_reference_time(
     total = sum(count_sets(n, len(kinds), s) for s in range(max_perturb + 1))
     wanted = {round(i * (total - 1) / max(sample - 1, 1)) for i in range(sample)}
     chosen = []
-    all_sets = itertools.chain.from_iterable(
-        (
-            [(world.genes[g], kd) for g, kd in zip(genes, ks)]
-            for genes in itertools.combinations(range(n), size)
-            for ks in itertools.product(kinds, repeat=size)
-        )
-        for size in range(max_perturb + 1)
-    )
-    for i, s in enumerate(all_sets):
+    all_sets = itertools.chain.from_iterable(sets_of_size(n, kinds, size) for size in range(max_perturb + 1))
+    for i, moves in enumerate(all_sets):
         if i in wanted:
-            chosen.append(s)
+            chosen.append([(world.genes[g], kind) for g, kind in moves])
         if len(chosen) == len(wanted):
             break
     start = time.perf_counter()
