@@ -59,7 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "kinds": PERTURBATION_KINDS,
     "n_stages": None,  # default: the world's stages, else 4
     "updates_per_stage": None,  # default: one sweep, n_genes updates
-    "scheme": "async",
+    "scheme": None,  # default: the world's update scheme
+    "condition": None,  # an input condition of the world (default: the world's)
     "perturbation_cost": 0.01,
     "invalid_action_penalty": 0.1,
     "shaping": False,
@@ -82,8 +83,10 @@ def env_settings(config: dict | None) -> dict[str, Any]:
         raise choices_error("task", s["task"], TASKS)
     if s["observation"] not in OBSERVATIONS:
         raise choices_error("observation", s["observation"], OBSERVATIONS)
+    s["scheme"] = s["scheme"] or world.scheme
     if s["scheme"] not in UPDATE_SCHEMES:
         raise choices_error("update scheme", s["scheme"], UPDATE_SCHEMES)
+    s["condition"] = world.check_condition(s["condition"])
     s["kinds"] = normalize_kinds(s["kinds"])
     limit = world.n_genes
     k = s["max_perturb"]
@@ -110,12 +113,13 @@ class CellFateEnv(gym.Env):
         self.settings = s
         self.world: World = s["world"]
         self.network = self.world.network
+        self.condition = s["condition"]
         self.task: str = s["task"]
         self.kinds: tuple[str, ...] = s["kinds"]
         self.max_perturb: int = int(s["max_perturb"])
         self.n_stages: int = s["n_stages"]
         self.updates_per_stage: int = s["updates_per_stage"]
-        n = self.network.n_genes
+        n = self.world.n_genes  # user-level genes: a multi-valued gene is one node and one action
         self.n_genes = n
         if self.task == "steer":
             self.target_index = self.world.fate_index(s["target"])
@@ -133,12 +137,16 @@ class CellFateEnv(gym.Env):
         )
         self._static = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
         if self.task == "steer":
-            sig = self.world.signatures[self.target_index]
+            sig = self.world.gene_signatures[self.target_index]
             self._static[:, 3] = sig == 1
             self._static[:, 4] = sig == 0
-        const = set(self.network.constant_genes)
-        self._static[:, 7] = [g in const for g in self.network.genes]
-        self._care = self.world.care[self.target_index] if self.task == "steer" else None
+        inputs = set(self.world.inputs)
+        self._static[:, 7] = [g in inputs for g in self.world.genes]
+        self._max_level = np.array([len(v) for v in self.world.gene_vars], dtype=np.float32)
+        if self.task == "steer":
+            sig = self.world.signatures[self.target_index]
+            self._care = sig != -1
+            self._care_values = sig[self._care]
         if s["seed"] is not None:
             self.reset(seed=int(s["seed"]))
 
@@ -149,42 +157,46 @@ class CellFateEnv(gym.Env):
         if self.task != "steer" or action == NO_PERTURBATION:
             return None
         g, k = divmod(int(action) - 1, len(self.kinds))
-        return self.network.genes[g], self.kinds[k]
+        return self.world.genes[g], self.kinds[k]
 
     def encode_action(self, gene: str, kind: str) -> int:
-        return 1 + self.network.gene_index(gene) * len(self.kinds) + self.kinds.index(normalize_kind(kind))
+        return 1 + self.world.gene_index(gene) * len(self.kinds) + self.kinds.index(normalize_kind(kind))
 
     def _potential(self, state: np.ndarray) -> float:
-        sig = self.world.signatures[self.target_index]
-        return float((state[self._care] == sig[self._care]).mean())
+        return float((state[self._care] == self._care_values).mean())
 
     def _advance(self, n_updates: int) -> None:
         if self.settings["scheme"] == "async":
             self.state = self.network.run_cell(self.state, n_updates, self.np_random, self.pins.mask[0])
         else:
-            self.state = self.network.run(self.state[None, :], n_updates, self.np_random, self.pins, "sync")[0]
+            self.state = self.network.run(
+                self.state[None, :], n_updates, self.np_random, self.pins, self.settings["scheme"]
+            )[0]
 
     def _finish(self) -> int:
         if self.settings["scheme"] == "async":
             self.state = self.network.run_cell_to_attractor(self.state, self.np_random, self.pins.mask[0])
         else:
-            self.state = self.network.run_to_attractor(self.state[None, :], self.np_random, self.pins, "sync")[0]
+            self.state = self.network.run_to_attractor(
+                self.state[None, :], self.np_random, self.pins, self.settings["scheme"]
+            )[0]
         return int(self.world.classify(self.state[None, :])[0])
 
     def _mask(self) -> np.ndarray:
         mask = np.ones(self.n_actions, dtype=np.float32)
         if self.task == "steer":
-            pinned = self.pins.mask[0]
-            allowed = (~pinned) & (self.n_perturbed < self.max_perturb)
+            allowed = (~self.perturbed) & (self.n_perturbed < self.max_perturb)
             mask[1:] = np.repeat(allowed, len(self.kinds)).astype(np.float32)
         return mask
 
     def _obs(self) -> dict[str, np.ndarray]:
         x = self._static.copy()
-        x[:, 0] = self.state
-        pinned = self.pins.mask[0]
-        x[:, 1] = pinned & (self.pins.value[0] == 0)
-        x[:, 2] = pinned & (self.pins.value[0] == 1)
+        if self.world.is_multivalued:
+            x[:, 0] = self.world.gene_levels(self.state)[0] / self._max_level
+        else:
+            x[:, 0] = self.state
+        x[:, 1] = self.perturbed_kind == 1
+        x[:, 2] = self.perturbed_kind == 2
         x[:, 5] = self.stage / self.n_stages
         x[:, 6] = (self.max_perturb - self.n_perturbed) / self.max_perturb if self.task == "steer" else 0.0
         if self.settings["observation"] == "flat":
@@ -199,8 +211,10 @@ class CellFateEnv(gym.Env):
         starts = self.settings["start"]
         start = options.get("start") or starts[int(self.np_random.integers(len(starts)))]
         self.start_name = start
-        self.state = self.world.start_state(start)
-        self.pins = Pins.empty(1, self.n_genes)
+        self.state = self.world.start_state(start, self.condition)
+        self.pins = Pins.empty(1, self.network.n_genes)
+        self.perturbed = np.zeros(self.n_genes, dtype=bool)
+        self.perturbed_kind = np.zeros(self.n_genes, dtype=np.int8)  # 1 knockout, 2 overexpression
         self.stage = 0
         self.n_perturbed = 0
         self.perturbations: list[tuple[str, str, int]] = []  # (gene, kind, stage)
@@ -213,9 +227,9 @@ class CellFateEnv(gym.Env):
         if given is None:
             size = int(self.np_random.integers(0, self.max_perturb + 1))
             genes = self.np_random.choice(self.n_genes, size=size, replace=False)
-            given = [(self.network.genes[g], self.kinds[int(self.np_random.integers(len(self.kinds)))]) for g in genes]
+            given = [(self.world.genes[g], self.kinds[int(self.np_random.integers(len(self.kinds)))]) for g in genes]
         for gene, kind in given:
-            self._apply(self.network.gene_index(gene), normalize_kind(kind))
+            self._apply(self.world.gene_index(gene), normalize_kind(kind))
         # The whole trajectory is drawn now so each stage's observation and the realized
         # fate come from one consistent run.
         self.stage_states = []
@@ -226,11 +240,17 @@ class CellFateEnv(gym.Env):
         self.state = self.stage_states[0]
 
     def _apply(self, gene: int, kind: str) -> None:
-        self.pins.add(0, gene, kind)
+        """Pin every bit of the gene (a multi-valued gene's knockout is one perturbation)."""
+        level = self._max_level[gene] if pin_value(kind) else 0
         self.state = self.state.copy()
-        self.state[gene] = pin_value(kind)
+        for v, bit in self.world.level_bits(gene, int(level)):
+            self.pins.mask[0, v] = True
+            self.pins.value[0, v] = bit
+            self.state[v] = bit
+        self.perturbed[gene] = True
+        self.perturbed_kind[gene] = 1 + pin_value(kind)
         self.n_perturbed += 1
-        self.perturbations.append((self.network.genes[gene], kind, self.stage))
+        self.perturbations.append((self.world.genes[gene], kind, self.stage))
 
     def step(self, action):
         action = int(action)
@@ -289,7 +309,7 @@ class CellFateEnv(gym.Env):
         return self._obs(), reward, terminated, False, info
 
     def render(self):
-        on = [g for g, v in zip(self.network.genes, self.state) if v]
+        on = [g for g, v in zip(self.world.genes, self.world.gene_levels(self.state)[0]) if v]
         fate = self.world.fate_labels[int(self.world.classify(self.state[None, :])[0])]
         return f"stage {self.stage}/{self.n_stages} nearest={fate} on={on} perturbed={self.perturbations}"
 

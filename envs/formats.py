@@ -23,7 +23,8 @@ def parse_bnet(text: str, where: str = "bnet") -> BooleanNetwork:
         if not target:
             raise UserInputError(f"{where} line {lineno}: missing target gene")
         rules.append((target, rule))
-    return BooleanNetwork.from_rules(rules, where=where)
+    # The .bnet format allows free inputs: a regulator without a rule of its own.
+    return BooleanNetwork.from_rules(rules, where=where, free_inputs=True)
 
 
 def parse_sim_model(text: str, where: str = "sim model") -> BooleanNetwork:

@@ -8,7 +8,7 @@ loop over genes or cells.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -16,10 +16,18 @@ import numpy as np
 from envs.boolean_rules import Node, parse_rule, rule_inputs, signed_edges, to_text, truth_table
 from envs.errors import UserInputError, choices_error
 
-UPDATE_SCHEMES = ("async", "sync")
+# async: general asynchronous (one gene, uniformly at random, per update); sync: all genes at
+# once; priority: GINsim's priority classes (among the genes that would change, only those of
+# the fastest class with a change may update, one of them uniformly at random).
+UPDATE_SCHEMES = ("async", "sync", "priority")
 KNOCKOUT, OVEREXPRESSION = "knockout", "overexpression"
 PERTURBATION_KINDS = (KNOCKOUT, OVEREXPRESSION)
 KIND_ALIASES = {"ko": KNOCKOUT, "knockout": KNOCKOUT, "oe": OVEREXPRESSION, "overexpression": OVEREXPRESSION}
+# Perturbations that are not actions of the environment: an edge knockout ("SRC->DST", the
+# regulator read as absent in that one target's rule) and a chosen level of a multi-valued gene.
+EDGE_KNOCKOUT = "edge_knockout"
+EDGE_ALIASES = {"cut": EDGE_KNOCKOUT, "edge": EDGE_KNOCKOUT, "edge_knockout": EDGE_KNOCKOUT}
+LEVEL_PREFIX = "level"
 
 
 def pin_value(kind: str) -> int:
@@ -42,11 +50,28 @@ class BooleanNetwork:
     tables: np.ndarray = field(repr=False)
     n_inputs: np.ndarray = field(repr=False)
     edges: tuple[tuple[str, str, int], ...] = field(repr=False)
+    # Priority class per gene (0 = fastest), used by the "priority" update scheme.
+    priority: "np.ndarray | None" = field(default=None, repr=False)
 
     @classmethod
-    def from_rules(cls, rules: "dict[str, str] | list[tuple[str, str]]", where: str = "network") -> "BooleanNetwork":
-        """Compile {gene: rule text}; rule text may use bnet (&,|,!) or python (and,or,not) syntax."""
+    def from_rules(
+        cls, rules: "dict[str, str] | list[tuple[str, str]]", where: str = "network", free_inputs: bool = False
+    ) -> "BooleanNetwork":
+        """Compile {gene: rule text}; rule text may use bnet (&,|,!) or python (and,or,not) syntax.
+
+        With `free_inputs`, a regulator that has no rule of its own (a free input, as the
+        .bnet format allows) becomes an input gene with the rule `x = x`.
+        """
         items = list(rules.items()) if isinstance(rules, dict) else list(rules)
+        if free_inputs:
+            defined = {g for g, _ in items}
+            extra: dict[str, None] = {}
+            for _, text in items:
+                if str(text).strip():
+                    for v in rule_inputs(parse_rule(str(text), where=f"{where}: rule")):
+                        if v not in defined:
+                            extra.setdefault(v, None)
+            items += [(v, v) for v in extra]
         if not items:
             raise UserInputError(f"{where}: no genes defined")
         genes = [g for g, _ in items]
@@ -107,6 +132,36 @@ class BooleanNetwork:
         """Genes whose rule is their own value (inputs such as a ligand): they never change."""
         return tuple(g for g, r in zip(self.genes, self.rules) if r == g)
 
+    def with_priority(self, classes: "dict[str, int]") -> "BooleanNetwork":
+        """A copy whose "priority" scheme ranks genes by `classes` (gene -> class, 0 fastest;
+        genes not named get the slowest class)."""
+        slowest = max(classes.values(), default=-1) + 1
+        rank = np.full(self.n_genes, slowest, dtype=np.int64)
+        for gene, c in classes.items():
+            rank[self.gene_index(gene)] = int(c)
+        return replace(self, priority=rank)
+
+    def without_edges(self, pairs: "list[tuple[int, int]] | tuple") -> "BooleanNetwork":
+        """A copy where regulator `src` is read as absent (0) in the rule of `dst`, per (src, dst).
+
+        This is an edge knockout: the interaction is removed, the regulator itself is not.
+        """
+        tables = self.tables.copy()
+        removed: set[tuple[str, str]] = set()
+        for src, dst in pairs:
+            row = list(self.inputs[dst, : self.n_inputs[dst]])
+            if src not in row:
+                raise UserInputError(
+                    f"{self.genes[src]} does not regulate {self.genes[dst]}; its regulators: "
+                    f"{', '.join(self.genes[i] for i in row) or 'none'}"
+                )
+            bit = 1 << row.index(src)
+            codes = np.arange(tables.shape[1])
+            tables[dst] = tables[dst, codes & ~bit]
+            removed.add((self.genes[src], self.genes[dst]))
+        edges = tuple(e for e in self.edges if (e[0], e[1]) not in removed)
+        return replace(self, tables=tables, edges=edges)
+
     def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
         """(2, E) regulator -> target indices and (E,) signs, for graph neural networks."""
         idx = {g: i for i, g in enumerate(self.genes)}
@@ -147,11 +202,30 @@ class BooleanNetwork:
         """One update of a batch in place-free fashion: async picks one gene per cell uniformly."""
         if scheme == "sync":
             out = self.sync_update(states)
+        elif scheme == "priority":
+            return self._priority_step(states, rng, pins)
         else:
             genes = rng.integers(0, self.n_genes, size=states.shape[0])
             out = states.copy()
             out[np.arange(states.shape[0]), genes] = self.next_values(states, genes)
         return pins.apply(out) if pins is not None else out
+
+    def _priority_step(self, states: np.ndarray, rng: np.random.Generator, pins: "Pins | None") -> np.ndarray:
+        """One update under priority classes: one changing gene of the fastest class that has one."""
+        nxt = self.sync_update(states)
+        if pins is not None:
+            nxt = pins.apply(nxt)
+        changing = nxt != states
+        rank = self.priority if self.priority is not None else np.zeros(self.n_genes, dtype=np.int64)
+        ranked = np.where(changing, rank[None, :], np.iinfo(np.int64).max)
+        candidate = changing & (ranked == ranked.min(axis=1, keepdims=True))
+        keys = np.where(candidate, rng.random(states.shape), -1.0)
+        genes = keys.argmax(axis=1)
+        rows = np.arange(states.shape[0])
+        out = states.copy()
+        moving = candidate[rows, genes]
+        out[rows[moving], genes[moving]] = nxt[rows[moving], genes[moving]]
+        return out
 
     def run(
         self,
@@ -287,10 +361,24 @@ class Pins:
 
 
 def normalize_kind(kind: str) -> str:
+    """An action kind (knockout / overexpression) in canonical form."""
     try:
         return KIND_ALIASES[kind]
     except KeyError:
         raise choices_error("perturbation kind", kind, sorted(KIND_ALIASES)) from None
+
+
+def normalize_any_kind(kind: "str | int") -> str:
+    """Any perturbation kind: an action kind, an edge knockout, or a level ('2' or 'level2')."""
+    text = str(kind).strip().lower()
+    if text in KIND_ALIASES:
+        return KIND_ALIASES[text]
+    if text in EDGE_ALIASES:
+        return EDGE_KNOCKOUT
+    digits = text[len(LEVEL_PREFIX):] if text.startswith(LEVEL_PREFIX) else text
+    if digits.isdigit():
+        return f"{LEVEL_PREFIX}{int(digits)}"
+    raise choices_error("perturbation kind", kind, sorted(KIND_ALIASES) + sorted(EDGE_ALIASES) + ["<level, e.g. 2>"])
 
 
 def normalize_kinds(kinds) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,14 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs.errors import UserInputError
-from envs.markov import StateSpaceTooLarge, fate_probabilities
-from envs.network import PERTURBATION_KINDS, normalize_kinds, pin_value, states_to_codes
+from envs.markov import DENSE_GENES, StateSpaceTooLarge, fate_probabilities
+from envs.network import PERTURBATION_KINDS, normalize_kinds, states_to_codes
 from envs.simulate import FateDistribution, check_perturbations, monte_carlo_fates
 from envs.world import World
 
 MAX_STATES = 1 << 20
+LARGE_NETWORK_STATES = 1 << 15
 EXHAUSTIVE_LIMIT = 5000
 BEAM_WIDTH = 32
+MIN_STRATUM_SAMPLE = 20  # sets each predict stratum keeps when the time budget cuts it short
 SWAP_STARTS = 3  # best searched sets that single-swap hill climbing starts from
 _CACHE_SIZE = 50_000
 
@@ -59,34 +62,42 @@ def clear_cache() -> None:
     _results.clear()
 
 
-def _start_code(world: World, start: str | None) -> int:
-    return int(states_to_codes(world.start_state(start)[None, :])[0])
+def _start_code(world: World, start: str | None, condition: str | None) -> int:
+    return int(states_to_codes(world.start_state(start, condition)[None, :])[0])
 
 
-def _pin_bits(world: World, perturbations) -> tuple[int, int]:
+def _pin_bits(world: World, perturbations) -> tuple[int, int, tuple]:
+    mask_bits, value_bits, edges = world.pin_bits(perturbations)
     mask = value = 0
-    for gene, kind in perturbations:
-        bit = 1 << world.network.gene_index(gene)
-        mask |= bit
-        value |= bit * pin_value(kind)
-    return mask, value
+    for v in np.flatnonzero(mask_bits):
+        mask |= 1 << int(v)
+        value |= int(value_bits[v]) << int(v)
+    return mask, value, edges
+
+
+def default_max_states(world: World) -> int:
+    """The exact solver's state cap: the full cap up to DENSE_GENES variables; past that a
+    breadth-first search that will not fit is abandoned early for Monte-Carlo."""
+    return MAX_STATES if world.network.n_genes <= DENSE_GENES else LARGE_NETWORK_STATES
 
 
 def _solve(
     world: World,
     perturbations: list[tuple[str, str]],
     start: str | None,
-    max_states: int,
+    max_states: "int | None",
     n_cells: int,
     seed: int,
     allow_monte_carlo: bool,
+    condition: str | None = None,
 ) -> _Solved:
-    start_code = _start_code(world, start)
-    mask, value = _pin_bits(world, perturbations)
+    start_code = _start_code(world, start, condition)
+    mask, value, edges = _pin_bits(world, perturbations)
+    max_states = default_max_states(world) if max_states is None else max_states
     cache = _results.setdefault(world, OrderedDict())
     # Exact answers do not depend on the cap or the sampling settings; estimates do.
-    exact_key = (start_code, mask, value)
-    mc_key = (start_code, mask, value, max_states, n_cells, seed)
+    exact_key = (start_code, mask, value, edges)
+    mc_key = (start_code, mask, value, edges, max_states, n_cells, seed)
     for key in (exact_key, mc_key) if allow_monte_carlo else (exact_key,):
         hit = cache.get(key)
         if hit is not None:
@@ -94,7 +105,10 @@ def _solve(
             return hit
     labels = len(world.fate_labels)
     try:
-        p, n_states = fate_probabilities(world.network, world.classify, labels, start_code, mask, value, max_states)
+        if world.scheme != "async":
+            raise StateSpaceTooLarge(f"the exact chain is solved for async updates, not {world.scheme!r}")
+        network = world.network_for(edges)
+        p, n_states = fate_probabilities(network, world.classify, labels, start_code, mask, value, max_states)
         # Solver round-off (~1e-14) would otherwise rank 0.4999999999999993 below 0.5.
         p = np.round(p, 12)
         solved = _Solved(p, np.zeros(labels), True, n_states, f"exact (absorbing Markov chain, {n_states} states)")
@@ -102,13 +116,14 @@ def _solve(
     except StateSpaceTooLarge:
         if not allow_monte_carlo:
             raise
-        mc = monte_carlo_fates(world, perturbations, start, n_cells=n_cells, seed=seed)
+        mc = monte_carlo_fates(world, perturbations, start, n_cells=n_cells, seed=seed, condition=condition)
+        why = f"reachable states > {max_states}" if world.scheme == "async" else f"{world.scheme} updates"
         solved = _Solved(
             np.array([mc.probabilities[f] for f in world.fate_labels]),
             np.array([mc.stderr[f] for f in world.fate_labels]),
             False,
             0,
-            f"{mc.method}; reachable states > {max_states}",
+            f"{mc.method}; {why}",
             n_cells,
         )
         key = mc_key
@@ -128,7 +143,11 @@ def _distribution(world: World, solved: _Solved) -> FateDistribution:
 
 
 def exact_fates(
-    world: World, perturbations=(), start: str | None = None, max_states: int = MAX_STATES
+    world: World,
+    perturbations=(),
+    start: str | None = None,
+    max_states: int = MAX_STATES,
+    condition: str | None = None,
 ) -> FateDistribution:
     """Exact fate probabilities from `start` with `perturbations` pinned from time 0.
 
@@ -138,7 +157,7 @@ def exact_fates(
     `max_states` says, since the cap only bounds work.
     """
     perturbations = check_perturbations(world, perturbations)
-    return _distribution(world, _solve(world, perturbations, start, max_states, 0, 0, False))
+    return _distribution(world, _solve(world, perturbations, start, max_states, 0, 0, False, condition))
 
 
 def fate_distribution(
@@ -147,11 +166,12 @@ def fate_distribution(
     start: str | None = None,
     n_cells: int = 4000,
     seed: int = 0,
-    max_states: int = MAX_STATES,
+    max_states: "int | None" = None,
+    condition: str | None = None,
 ) -> FateDistribution:
     """Exact fate probabilities when the reachable set fits `max_states`, else Monte-Carlo."""
     perturbations = check_perturbations(world, perturbations)
-    return _distribution(world, _solve(world, perturbations, start, max_states, n_cells, seed, True))
+    return _distribution(world, _solve(world, perturbations, start, max_states, n_cells, seed, True, condition))
 
 
 # ---- enumerating perturbation sets -------------------------------------------------------
@@ -193,6 +213,7 @@ class OracleResult:
     method: str
     n_sets_evaluated: int
     states_explored: int = field(default=0)
+    stderr: float = 0.0  # of the optimum, when it is a Monte-Carlo estimate
 
     def to_json(self) -> dict:
         return {
@@ -205,14 +226,16 @@ class OracleResult:
             "method": self.method,
             "n_sets_evaluated": self.n_sets_evaluated,
             "states_explored": self.states_explored,
+            "stderr": self.stderr,
         }
 
 
 class _Evaluator:
     """Target probability per perturbation set (sorted tuple of moves), each set solved once."""
 
-    def __init__(self, world, start, max_states, n_cells, seed):
+    def __init__(self, world, start, max_states, n_cells, seed, condition=None):
         self.world, self.start, self.max_states, self.n_cells, self.seed = world, start, max_states, n_cells, seed
+        self.condition = condition
         self.solved: dict[tuple, _Solved] = {}
 
     def __call__(self, moves: tuple) -> _Solved:
@@ -220,7 +243,8 @@ class _Evaluator:
         hit = self.solved.get(moves)
         if hit is None:
             hit = self.solved[moves] = _solve(
-                self.world, _named(self.world, moves), self.start, self.max_states, self.n_cells, self.seed, True
+                self.world, _named(self.world, moves), self.start, self.max_states, self.n_cells, self.seed, True,
+                self.condition,
             )
         return hit
 
@@ -237,6 +261,10 @@ def _rank_key(p: float, moves: tuple) -> tuple:
     return (-p, len(moves), moves)
 
 
+class _OutOfTime(Exception):
+    """The oracle's time budget is spent; what was scored so far stands as a lower bound."""
+
+
 def best_perturbations(
     world: World,
     target: str,
@@ -246,9 +274,11 @@ def best_perturbations(
     top: int = 10,
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     beam_width: int = BEAM_WIDTH,
-    max_states: int = MAX_STATES,
+    max_states: "int | None" = None,
     n_cells: int = 4000,
     seed: int = 0,
+    condition: str | None = None,
+    time_budget_s: "float | None" = None,
 ) -> OracleResult:
     """The time-0 perturbation sets of at most `max_perturb` genes that best reach `target`.
 
@@ -256,68 +286,98 @@ def best_perturbations(
     `exhaustive_limit`; larger sizes are searched by a beam (width `beam_width`, grown
     from the best sets of the previous size) followed by single-swap hill climbing, and
     the result is then a lower bound (`exact` False). Ties go to fewer perturbations.
+    With `time_budget_s` the search stops when the budget is spent and returns the best
+    found so far, as a lower bound that says so. Where the chain is too large the
+    probabilities are Monte-Carlo estimates; the best sets are then re-estimated with an
+    independent seed, so the reported optimum is not the maximum of noisy estimates.
     """
     t = world.fate_index(target)
     k = _check_k(world, max_perturb)
     kinds = normalize_kinds(kinds)
     if top < 1:
         raise UserInputError(f"top must be at least 1, got {top!r}")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise UserInputError(f"time_budget_s must be positive, got {time_budget_s!r}")
     n = world.n_genes
-    world.start_state(start)
-    evaluate = _Evaluator(world, start, max_states, n_cells, seed)
+    world.start_state(start, condition)
+    evaluate = _Evaluator(world, start, max_states, n_cells, seed, condition)
     moves = [(g, kind) for g in range(n) for kind in kinds]
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
 
     scored: dict[tuple, float] = {}
 
     def score(s: tuple) -> float:
         s = tuple(sorted(s))
         if s not in scored:
+            if deadline is not None and scored and time.monotonic() > deadline:
+                raise _OutOfTime
             scored[s] = float(evaluate(s).probabilities[t])
         return scored[s]
 
     exhaustive_upto = -1
-    total = 0
-    for size in range(k + 1):
-        total += count_sets(n, len(kinds), size)
-        if total > exhaustive_limit and size > 0:
-            break
-        for s in sets_of_size(n, kinds, size):
-            score(s)
-        exhaustive_upto = size
-    searched = exhaustive_upto < k
-    if searched:
-        beam = sorted((s for s in scored if len(s) == exhaustive_upto), key=lambda s: _rank_key(scored[s], s))
-        beam = beam[:beam_width]
-        for size in range(exhaustive_upto + 1, k + 1):
-            grown = {
-                tuple(sorted(s + (m,)))
-                for s in beam
-                for m in moves
-                if m[0] not in {g for g, _ in s}
-            }
-            for s in grown:
+    out_of_time = False
+    try:
+        total = 0
+        for size in range(k + 1):
+            total += count_sets(n, len(kinds), size)
+            if total > exhaustive_limit and size > 0:
+                break
+            for s in sets_of_size(n, kinds, size):
                 score(s)
-            beam = sorted(grown, key=lambda s: _rank_key(scored[s], s))[:beam_width]
-        _swap_climb(score, scored, moves, exhaustive_upto, SWAP_STARTS)
+            exhaustive_upto = size
+        if exhaustive_upto < k:
+            beam = sorted((s for s in scored if len(s) == exhaustive_upto), key=lambda s: _rank_key(scored[s], s))
+            beam = beam[:beam_width]
+            for size in range(exhaustive_upto + 1, k + 1):
+                grown = {
+                    tuple(sorted(s + (m,)))
+                    for s in beam
+                    for m in moves
+                    if m[0] not in {g for g, _ in s}
+                }
+                for s in sorted(grown):
+                    score(s)
+                beam = sorted(grown, key=lambda s: _rank_key(scored[s], s))[:beam_width]
+            _swap_climb(score, scored, moves, exhaustive_upto, SWAP_STARTS)
+    except _OutOfTime:
+        out_of_time = True
+    searched = exhaustive_upto < k or out_of_time
 
     ranked = sorted(scored, key=lambda s: _rank_key(scored[s], s))[:top]
+    stderr: dict[tuple, float] = {}
+    if not evaluate.exact:
+        # Re-estimate the leaders on fresh cells: the winner of many noisy estimates is biased up.
+        check = _Evaluator(world, start, max_states, n_cells, seed + 1, condition)
+        for s in ranked:
+            solved = check(s)
+            scored[s] = float(solved.probabilities[t])
+            stderr[s] = float(solved.stderr[t])
+        ranked = sorted(ranked, key=lambda s: _rank_key(scored[s], s))
     best = [
-        {"perturbations": [[g, kd] for g, kd in _named(world, s)], "probability": scored[s]} for s in ranked
+        {"perturbations": [[g, kd] for g, kd in _named(world, s)], "probability": scored[s]}
+        | ({"stderr": stderr[s]} if s in stderr else {})
+        for s in ranked
     ]
     # An exactly computed probability of 1 cannot be beaten, so a search that found one
     # has the exact optimum even though it did not enumerate every set.
     certain = evaluate.exact and max(scored.values()) >= 1.0
     exact = evaluate.exact and (not searched or certain)
-    chain = "exact absorbing Markov chain" if evaluate.exact else "Monte-Carlo where the chain exceeded the state cap"
-    if searched:
+    chain = (
+        "exact absorbing Markov chain"
+        if evaluate.exact
+        else f"Monte-Carlo ({n_cells} cells a set; the best {len(ranked)} re-estimated on fresh cells)"
+    )
+    if out_of_time:
+        how = f"time budget of {time_budget_s:g} s spent after {len(scored)} sets; the best found, a lower bound"
+    elif searched:
         how = (
             f"exhaustive over sizes 0..{exhaustive_upto}, beam search (width {beam_width}) over sizes "
             f"{exhaustive_upto + 1}..{k} plus single-swap hill climbing; a lower bound"
         )
-        if certain:
-            how += " (here certain success was found, which no set can beat: the optimum is exact)"
     else:
         how = f"exhaustive over all {len(scored)} sets of size <= {k}"
+    if searched and certain:
+        how += " (here certain success was found, which no set can beat: the optimum is exact)"
     baseline = evaluate(())
     return OracleResult(
         target=target,
@@ -329,6 +389,7 @@ def best_perturbations(
         method=f"{how}; {chain}",
         n_sets_evaluated=len(scored),
         states_explored=evaluate.states,
+        stderr=stderr.get(ranked[0], 0.0),
     )
 
 
@@ -364,9 +425,11 @@ def bayes_optimal_accuracy(
     start: "str | list[str] | None" = None,
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     n_sample_sets: int = 500,
-    max_states: int = MAX_STATES,
+    max_states: "int | None" = None,
     n_cells: int = 4000,
     seed: int = 0,
+    condition: str | None = None,
+    time_budget_s: "float | None" = None,
 ) -> dict:
     """Accuracy of the best time-0 predictor of the predict task: E_set[max_f P(f | set)].
 
@@ -376,33 +439,48 @@ def bayes_optimal_accuracy(
     set, the best guess is the most likely fate. Each size is enumerated when it has at
     most `exhaustive_limit` sets, otherwise `n_sample_sets` sets of that size are drawn
     (stratified Monte-Carlo, with a standard error). A predictor that watches later
-    stages of the cell can score higher: this is the optimum at time 0.
+    stages of the cell can score higher: this is the optimum at time 0. With
+    `time_budget_s`, strata are visited in random order and cut short when the budget is
+    spent (each keeps at least MIN_STRATUM_SAMPLE sets), which widens the stderr.
     """
     k = _check_k(world, max_perturb)
     kinds = normalize_kinds(kinds)
     starts = world.start_names(start)
     n = world.n_genes
     rng = np.random.default_rng(seed)
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     mean = 0.0
     var = 0.0
     sampled = False
     all_exact = True
     for st in starts:
-        evaluate = _Evaluator(world, st, max_states, n_cells, seed)
+        evaluate = _Evaluator(world, st, max_states, n_cells, seed, condition)
         for size in range(k + 1):
             weight = 1.0 / ((k + 1) * len(starts))
-            if count_sets(n, len(kinds), size) <= exhaustive_limit:
-                values = [evaluate(s).probabilities.max() for s in sets_of_size(n, kinds, size)]
-                mean += weight * float(np.mean(values))
+            total = count_sets(n, len(kinds), size)
+            if total <= exhaustive_limit:
+                sets = list(sets_of_size(n, kinds, size))
+                if deadline is not None:
+                    # A random order, so a stratum cut short by the budget is a simple random sample.
+                    sets = [sets[i] for i in rng.permutation(len(sets))]
             else:
-                sampled = True
-                values = []
+                sets = []
                 for _ in range(n_sample_sets):
                     genes = rng.choice(n, size=size, replace=False)
                     ks = rng.integers(len(kinds), size=size)
-                    values.append(evaluate(tuple((int(g), kinds[int(j)]) for g, j in zip(genes, ks))).probabilities.max())
-                mean += weight * float(np.mean(values))
-                var += weight**2 * float(np.var(values, ddof=1)) / len(values)
+                    sets.append(tuple((int(g), kinds[int(j)]) for g, j in zip(genes, ks)))
+            values = []
+            for s_ in sets:
+                if deadline is not None and len(values) >= MIN_STRATUM_SAMPLE and time.monotonic() > deadline:
+                    break
+                values.append(evaluate(s_).probabilities.max())
+            mean += weight * float(np.mean(values))
+            if total > exhaustive_limit or len(values) < total:
+                sampled = True
+                # Finite-population correction for a sample drawn without replacement.
+                fpc = 1.0 - len(values) / total if total <= exhaustive_limit else 1.0
+                if len(values) > 1:
+                    var += weight**2 * float(np.var(values, ddof=1)) / len(values) * fpc
         all_exact = all_exact and evaluate.exact
     parts = []
     parts.append("stratified sample of perturbation sets" if sampled else "every perturbation set enumerated")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.errors import UserInputError
-from envs.network import Pins, normalize_kind
+from envs.errors import choices_error
+from envs.network import UPDATE_SCHEMES, BooleanNetwork, Pins
 from envs.world import World
 
 Perturbation = tuple[str, str]  # (gene, kind)
@@ -33,23 +33,18 @@ class FateDistribution:
 
 def check_perturbations(world: World, perturbations: "list[Perturbation] | tuple") -> list[Perturbation]:
     """Validate gene names and kinds; canonical kinds; one perturbation per gene."""
-    out: list[Perturbation] = []
-    seen: set[str] = set()
-    for gene, kind in perturbations:
-        world.network.gene_index(gene)
-        kind = normalize_kind(kind)
-        if gene in seen:
-            raise UserInputError(f"gene {gene!r} is perturbed twice; at most one perturbation per gene")
-        seen.add(gene)
-        out.append((gene, kind))
-    return out
+    return world.check_perturbations(perturbations)
 
 
-def _pinned_batch(world: World, perturbations, start: str | None, batch: int) -> tuple[np.ndarray, Pins]:
-    """`batch` copies of the start state, every cell with the same perturbation set pinned."""
-    one = Pins.from_sets(world.network, [perturbations])
-    pins = Pins(np.repeat(one.mask, batch, axis=0), np.repeat(one.value, batch, axis=0))
-    return pins.apply(np.repeat(world.start_state(start)[None, :], batch, axis=0)), pins
+def pinned_batch(
+    world: World, perturbations, start: str | None, batch: int, condition: str | None = None
+) -> tuple[np.ndarray, Pins, "BooleanNetwork"]:
+    """`batch` copies of the start state with one checked perturbation set pinned, and the
+    network it runs on (edge knockouts rewrite the network, gene perturbations pin bits)."""
+    mask, value, edges = world.pin_bits(perturbations)
+    pins = Pins(np.repeat(mask[None, :], batch, axis=0), np.repeat(value[None, :], batch, axis=0))
+    states = pins.apply(np.repeat(world.start_state(start, condition)[None, :], batch, axis=0))
+    return states, pins, world.network_for(edges)
 
 
 def monte_carlo_fates(
@@ -58,20 +53,28 @@ def monte_carlo_fates(
     start: str | None = None,
     n_cells: int = 2000,
     seed: int = 0,
-    scheme: str = "async",
+    scheme: str | None = None,
+    condition: str | None = None,
 ) -> FateDistribution:
-    """Run `n_cells` independent cells to their attractors; count fates."""
+    """Run `n_cells` independent cells to their attractors; count fates (binomial stderr).
+
+    `scheme` defaults to the world's update scheme. A cell still moving after the step
+    cap sits on a cyclic attractor (or a very long transient); its last state is classified.
+    """
     perturbations = check_perturbations(world, perturbations)
+    scheme = scheme or world.scheme
+    if scheme not in UPDATE_SCHEMES:
+        raise choices_error("update scheme", scheme, UPDATE_SCHEMES)
     rng = np.random.default_rng(seed)
-    states, pins = _pinned_batch(world, perturbations, start, n_cells)
-    final = world.network.run_to_attractor(states, rng, pins, scheme)
+    states, pins, network = pinned_batch(world, perturbations, start, n_cells, condition)
+    final = network.run_to_attractor(states, rng, pins, scheme)
     counts = np.bincount(world.classify(final), minlength=len(world.fate_labels))
     p = counts / n_cells
     se = np.sqrt(p * (1 - p) / n_cells)
     return FateDistribution(
         probabilities={f: float(v) for f, v in zip(world.fate_labels, p)},
         stderr={f: float(v) for f, v in zip(world.fate_labels, se)},
-        method=f"monte-carlo ({n_cells} cells, {scheme})",
+        method=f"monte-carlo ({n_cells} cells, {scheme} updates, seed {seed})",
         n_samples=n_cells,
     )
 
@@ -100,14 +103,13 @@ def simulate_anndata(
 
     perturbations = check_perturbations(world, perturbations)
     rng = np.random.default_rng(seed)
-    net = world.network
+    states, pins, net = pinned_batch(world, perturbations, start, n_trajectories)
     n = net.n_genes
     horizon = 40 * n
-    states, pins = _pinned_batch(world, perturbations, start, n_trajectories)
     path = np.empty((horizon + 1, n_trajectories, n), dtype=np.uint8)
     path[0] = states
     for t in range(horizon):
-        states = net.step(states, rng, pins)
+        states = net.step(states, rng, pins, world.scheme)
         path[t + 1] = states
     # A trajectory's length is the last time its state changed.
     changed = (path[1:] != path[:-1]).any(axis=2)
@@ -133,7 +135,7 @@ def simulate_anndata(
     adata = ad.AnnData(
         X=expression.astype(np.float32),
         obs=obs,
-        var=pd.DataFrame(index=list(world.genes)),
+        var=pd.DataFrame(index=list(world.variables)),
         layers={"boolean": boolean.astype(np.uint8)},
     )
     adata.uns["world"] = world.name

@@ -12,9 +12,18 @@ import numpy as np
 from envs.errors import UserInputError, choices_error
 from envs.files import atomic_write_text
 from envs.formats import read_network
-from envs.network import BooleanNetwork
+from envs.network import (
+    EDGE_KNOCKOUT,
+    KNOCKOUT,
+    LEVEL_PREFIX,
+    OVEREXPRESSION,
+    UPDATE_SCHEMES,
+    BooleanNetwork,
+    normalize_any_kind,
+)
 
-OTHER = "other"
+ABERRANT = "aberrant"
+OTHER = ABERRANT  # the label of a state that matches no fate
 DONT_CARE = -1
 
 
@@ -22,62 +31,196 @@ DONT_CARE = -1
 class World:
     """Everything a simulation needs, as plain arrays and names.
 
-    `signatures[f, g]` is 1/0 where fate f requires gene g on/off and -1 where it does
-    not care. A state is named by the fate with the highest agreement over the genes
-    that fate cares about, or `other` when no agreement reaches `fate_threshold`.
+    The network's variables are bits. A user-level gene is one variable, or several for
+    a multi-valued gene (`gene_vars`, in thermometer order: bit j on means level > j, the
+    `_b1`/`_b2` convention of Booleanized models). Perturbations, observations and
+    reports speak of genes; the simulator works on bits.
+
+    `markers[f, v]` is 1/0 where fate f requires variable v on/off, -1 where it does not
+    care: a state is fate f only if every defining marker matches (ties go to the fate
+    with more markers, then to the first). A state that matches no fate is `aberrant`
+    and never counts as a target. `signatures[f, v]` adds informative genes (shown, used
+    for shaping and by the fate head of the GNN), never decisive.
     """
 
     name: str
     network: BooleanNetwork
     fates: tuple[str, ...]
-    signatures: np.ndarray = field(repr=False)
+    markers: np.ndarray = field(repr=False)
     start_states: dict[str, np.ndarray] = field(repr=False)
+    signatures: "np.ndarray | None" = field(default=None, repr=False)
     default_start: str = ""
     stages: tuple[str, ...] = ()
-    fate_threshold: float = 0.8
     description: str = ""
     source: str = "built-in"
+    gene_names: tuple[str, ...] = ()
+    gene_vars: tuple[tuple[int, ...], ...] = ()
+    conditions: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    default_condition: str = ""
+    scheme: str = "async"
 
     def __post_init__(self) -> None:
-        if self.signatures.shape != (len(self.fates), self.network.n_genes):
-            raise UserInputError(f"world {self.name}: signatures must be (fates, genes)")
+        n_vars = self.network.n_genes
+        if self.markers.shape != (len(self.fates), n_vars):
+            raise UserInputError(f"world {self.name}: markers must be (fates, variables)")
+        if self.signatures is None:
+            object.__setattr__(self, "signatures", self.markers.copy())
         if not self.start_states:
             raise UserInputError(f"world {self.name}: at least one start state is needed")
         if not self.default_start:
             object.__setattr__(self, "default_start", next(iter(self.start_states)))
+        if not self.gene_names:
+            object.__setattr__(self, "gene_names", self.network.genes)
+            object.__setattr__(self, "gene_vars", tuple((v,) for v in range(n_vars)))
+        if self.conditions and not self.default_condition:
+            object.__setattr__(self, "default_condition", next(iter(self.conditions)))
+
+    # ---- genes and variables -------------------------------------------------------------
 
     @property
     def genes(self) -> tuple[str, ...]:
-        return self.network.genes
+        """User-level genes (a multi-valued gene is one gene)."""
+        return self.gene_names
 
     @property
     def n_genes(self) -> int:
-        return self.network.n_genes
+        return len(self.gene_names)
 
     @property
-    def fate_labels(self) -> tuple[str, ...]:
-        """Fate names plus `other`, in classification index order."""
-        return self.fates + (OTHER,)
+    def variables(self) -> tuple[str, ...]:
+        """The network's Boolean variables (bits)."""
+        return self.network.genes
+
+    @functools.cached_property
+    def is_multivalued(self) -> bool:
+        return any(len(v) > 1 for v in self.gene_vars)
+
+    def gene_index(self, gene: str) -> int:
+        try:
+            return self.gene_names.index(gene)
+        except ValueError:
+            raise choices_error(f"gene of world {self.name!r}", gene, self.gene_names) from None
+
+    def max_level(self, gene: "int | str") -> int:
+        g = gene if isinstance(gene, (int, np.integer)) else self.gene_index(gene)
+        return len(self.gene_vars[g])
+
+    @functools.cached_property
+    def level_matrix(self) -> np.ndarray:
+        """(genes, variables) 0/1: a gene's level is the sum of its bits."""
+        m = np.zeros((self.n_genes, self.network.n_genes), dtype=np.float32)
+        for g, vs in enumerate(self.gene_vars):
+            m[g, list(vs)] = 1
+        return m
+
+    def gene_levels(self, states: np.ndarray) -> np.ndarray:
+        """(B, variables) bits -> (B, genes) levels."""
+        states = np.atleast_2d(states)
+        if not self.is_multivalued:
+            return states
+        return (states @ self.level_matrix.T).astype(np.int64)
+
+    def gene_edges(self) -> list[tuple[str, str, int]]:
+        """Regulator -> target edges between genes (bits of one gene merged), with signs."""
+        owner = {self.network.genes[v]: self.gene_names[g] for g, vs in enumerate(self.gene_vars) for v in vs}
+        merged: dict[tuple[str, str], int] = {}
+        for src, dst, sign in self.network.edges:
+            key = (owner[src], owner[dst])
+            if key[0] == key[1] and src != dst and self.is_multivalued:
+                continue  # the thermometer coupling of one gene's own bits
+            merged[key] = sign if key not in merged or merged[key] == sign else 0
+        return [(s, t, sign) for (s, t), sign in merged.items()]
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return self.network.constant_genes
+        """Genes whose every bit is constant (rule `x = x` or no rule): set by a condition."""
+        const = set(self.network.constant_genes)
+        return tuple(
+            g for g, vs in zip(self.gene_names, self.gene_vars) if all(self.network.genes[v] in const for v in vs)
+        )
+
+    def level_bits(self, gene: int, level: int) -> list[tuple[int, int]]:
+        """(variable, value) pairs that set gene `gene` to `level` (thermometer code)."""
+        top = len(self.gene_vars[gene])
+        if not 0 <= level <= top:
+            raise UserInputError(
+                f"level {level} of gene {self.gene_names[gene]} is out of range; valid levels: 0..{top}"
+            )
+        return [(v, int(j < level)) for j, v in enumerate(self.gene_vars[gene])]
+
+    # ---- fates ---------------------------------------------------------------------------
+
+    @property
+    def fate_labels(self) -> tuple[str, ...]:
+        """Fate names plus `aberrant`, in classification index order."""
+        return self.fates + (ABERRANT,)
 
     def fate_index(self, fate: str) -> int:
         if fate not in self.fates:
             raise choices_error(f"fate of world {self.name!r}", fate, self.fates)
         return self.fates.index(fate)
 
-    def start_state(self, name: str | None = None) -> np.ndarray:
+    @functools.cached_property
+    def care(self) -> np.ndarray:
+        """(F, variables) the variables each fate's markers specify."""
+        return self.markers != DONT_CARE
+
+    @functools.cached_property
+    def _marker_rank(self) -> np.ndarray:
+        # More markers first, then declaration order.
+        f = len(self.fates)
+        return self.care.sum(axis=1) * (f + 1) + (f - np.arange(f))
+
+    def classify(self, states: np.ndarray) -> np.ndarray:
+        """Fate index per state; len(fates) means `aberrant` (no fate's markers all match)."""
+        states = np.atleast_2d(states)
+        ok = ((states[:, None, :] == self.markers[None, :, :]) | ~self.care[None]).all(axis=2)
+        score = np.where(ok, self._marker_rank[None, :], -1)
+        best = score.argmax(axis=1)
+        return np.where(ok.any(axis=1), best, len(self.fates))
+
+    def agreement(self, states: np.ndarray) -> np.ndarray:
+        """(B, F) fraction of each fate's signature genes (markers and informative) matched."""
+        sig = self.signatures
+        care = sig != DONT_CARE
+        match = (np.atleast_2d(states)[:, None, :] == sig[None, :, :]) & care[None]
+        return match.sum(axis=2) / np.maximum(care.sum(axis=1), 1)[None, :]
+
+    @functools.cached_property
+    def gene_signatures(self) -> np.ndarray:
+        """(F, genes) in {-1, 0, 1}: a gene's signature is on where any of its bits must be on."""
+        out = np.full((len(self.fates), self.n_genes), DONT_CARE, dtype=np.int8)
+        for g, vs in enumerate(self.gene_vars):
+            sig = self.signatures[:, list(vs)]
+            out[(sig == 0).any(axis=1), g] = 0
+            out[(sig == 1).any(axis=1), g] = 1
+        return out
+
+    # ---- starts and conditions -------------------------------------------------------------
+
+    def condition_names(self) -> list[str]:
+        return list(self.conditions)
+
+    def check_condition(self, condition: "str | None") -> "str | None":
+        """The condition's name (the default when None); None for a world without conditions."""
+        if condition is None:
+            return self.default_condition or None
+        if condition not in self.conditions:
+            raise choices_error(f"input condition of world {self.name!r}", condition, list(self.conditions) or ["(none)"])
+        return condition
+
+    def start_state(self, name: str | None = None, condition: str | None = None) -> np.ndarray:
+        """The start state's bits, with the inputs set by `condition` (default: the world's)."""
         name = name or self.default_start
         if name not in self.start_states:
             raise choices_error(f"start state of world {self.name!r}", name, list(self.start_states))
-        return self.start_states[name].copy()
-
-    @functools.cached_property
-    def care(self) -> np.ndarray:
-        """(F, n) the genes each fate's signature specifies."""
-        return self.signatures != DONT_CARE
+        state = self.start_states[name].copy()
+        condition = self.check_condition(condition)
+        if condition is not None:
+            for gene, level in self.conditions[condition].items():
+                for v, value in self.level_bits(self.gene_index(gene), level):
+                    state[v] = value
+        return state
 
     def start_names(self, start: "str | list[str] | None") -> list[str]:
         """A start name, a list of them, or None (the default start) as a checked list."""
@@ -86,40 +229,114 @@ class World:
             self.start_state(name)
         return names
 
-    def agreement(self, states: np.ndarray) -> np.ndarray:
-        """(B, F) fraction of each fate's specified genes that the state matches."""
-        match = (states[:, None, :] == self.signatures[None, :, :]) & self.care[None]
-        return match.sum(axis=2) / np.maximum(self.care.sum(axis=1), 1)[None, :]
+    # ---- perturbations -----------------------------------------------------------------------
 
-    def classify(self, states: np.ndarray) -> np.ndarray:
-        """Fate index per state; len(fates) means `other`. Ties go to the more specific fate."""
-        agree = self.agreement(np.atleast_2d(states))
-        specificity = self.care.sum(axis=1)
-        # Tie-break towards fates that specify more genes: a full match on a detailed
-        # signature is stronger evidence than on a vague one.
-        score = agree + 1e-6 * specificity[None, :]
-        best = score.argmax(axis=1)
-        best_agree = agree[np.arange(len(best)), best]
-        return np.where(best_agree >= self.fate_threshold, best, len(self.fates))
+    def check_perturbations(self, perturbations) -> list[tuple[str, str]]:
+        """Canonical (gene, kind) pairs: genes and kinds checked, one perturbation per gene.
+
+        Kinds: knockout, overexpression (the top level), `levelL` (a multi-valued gene held
+        at level L) and edge_knockout, whose name is `SRC->DST`.
+        """
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for name, kind in perturbations:
+            kind = normalize_any_kind(kind)
+            if kind == EDGE_KNOCKOUT:
+                self.edge_pairs(name)
+            else:
+                g = self.gene_index(name)
+                if kind.startswith(LEVEL_PREFIX):
+                    self.level_bits(g, int(kind[len(LEVEL_PREFIX):]))
+            if name in seen:
+                raise UserInputError(f"{name!r} is perturbed twice; at most one perturbation per gene or edge")
+            seen.add(name)
+            out.append((name, kind))
+        return out
+
+    def edge_pairs(self, edge: str) -> list[tuple[int, int]]:
+        """(src variable, dst variable) pairs of an edge `SRC->DST` between genes."""
+        if "->" not in edge:
+            raise UserInputError(f"bad edge {edge!r}; write REGULATOR->TARGET, e.g. Nrarp->Notch_gene")
+        src, dst = (part.strip() for part in edge.split("->", 1))
+        s, d = self.gene_index(src), self.gene_index(dst)
+        regs = self.network.inputs
+        pairs = [
+            (a, b) for b in self.gene_vars[d] for a in self.gene_vars[s]
+            if a in regs[b, : self.network.n_inputs[b]]
+        ]
+        if not pairs:
+            regulators = sorted({s_ for s_, t, _ in self.gene_edges() if t == dst})
+            raise UserInputError(f"{src} does not regulate {dst}; regulators of {dst}: {', '.join(regulators) or 'none'}")
+        return pairs
+
+    def pin_bits(self, perturbations) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """(mask, value) over variables, and the edge knockouts, of a checked perturbation set."""
+        n = self.network.n_genes
+        mask = np.zeros(n, dtype=bool)
+        value = np.zeros(n, dtype=np.uint8)
+        edges: list[tuple[int, int]] = []
+        for name, kind in perturbations:
+            if kind == EDGE_KNOCKOUT:
+                edges += self.edge_pairs(name)
+                continue
+            g = self.gene_index(name)
+            level = 0 if kind == KNOCKOUT else len(self.gene_vars[g]) if kind == OVEREXPRESSION else int(kind[len(LEVEL_PREFIX):])
+            for v, bit in self.level_bits(g, level):
+                mask[v] = True
+                value[v] = bit
+        return mask, value, tuple(sorted(set(edges)))
+
+    def network_for(self, edges: tuple) -> BooleanNetwork:
+        """The network with these edge knockouts applied (cached; the base network for none)."""
+        if not edges:
+            return self.network
+        cache = self.__dict__.setdefault("_edge_networks", {})
+        if edges not in cache:
+            cache[edges] = self.network.without_edges(edges)
+        return cache[edges]
+
+    # ---- description ----------------------------------------------------------------------
+
+    def _named(self, row: np.ndarray) -> dict[str, int]:
+        """A (variables,) marker row as {gene: level}: 0 = off, L = at least level L."""
+        out: dict[str, int] = {}
+        for g, vs in enumerate(self.gene_vars):
+            vals = row[list(vs)]
+            on = np.flatnonzero(vals == 1)
+            if on.size:
+                out[self.gene_names[g]] = int(on.max()) + 1
+            elif vals[0] == 0:
+                out[self.gene_names[g]] = 0
+        return out
 
     def summary(self) -> dict:
         """JSON-ready description for `tournament worlds`."""
-        def signature(f: int) -> dict[str, int]:
-            return {g: int(v) for g, v in zip(self.genes, self.signatures[f]) if v != DONT_CARE}
-
+        informative = {}
+        for i, f in enumerate(self.fates):
+            extra = np.where(self.care[i], DONT_CARE, self.signatures[i])
+            informative[f] = self._named(extra)
         return {
             "name": self.name,
             "source": self.source,
             "genes": list(self.genes),
+            "levels": {g: len(vs) for g, vs in zip(self.gene_names, self.gene_vars) if len(vs) > 1},
             "inputs": list(self.inputs),
-            "fates": {f: signature(i) for i, f in enumerate(self.fates)},
+            "fates": {f: self._named(self.markers[i]) for i, f in enumerate(self.fates)},
+            "signatures": {f: v for f, v in informative.items() if v},
             "stages": list(self.stages),
-            "start_states": {
-                k: [g for g, v in zip(self.genes, s) if v] for k, s in self.start_states.items()
-            },
+            "start_states": {k: self._levels_on(s) for k, s in self.start_states.items()},
             "default_start": self.default_start,
+            "conditions": {k: dict(v) for k, v in self.conditions.items()},
+            "default_condition": self.default_condition,
+            "scheme": self.scheme,
             "description": self.description.strip().splitlines()[0] if self.description else "",
         }
+
+    def _levels_on(self, state: np.ndarray) -> "list[str] | dict[str, int]":
+        levels = self.gene_levels(state[None, :])[0]
+        if not self.is_multivalued:
+            return [g for g, v in zip(self.gene_names, levels) if v]
+        return {g: int(v) for g, v in zip(self.gene_names, levels) if v}
 
 
 def make_world(
@@ -128,46 +345,137 @@ def make_world(
     fates: dict[str, dict[str, int]],
     start_states: dict[str, "list[str] | dict[str, int]"],
     *,
+    signatures: "dict[str, dict[str, int]] | None" = None,
+    genes: "dict[str, list[str]] | None" = None,
+    conditions: "dict[str, dict[str, int]] | None" = None,
+    default_condition: str = "",
     default_start: str = "",
     stages: "tuple[str, ...] | list[str]" = (),
-    fate_threshold: float = 0.8,
+    scheme: str = "async",
     description: str = "",
     source: str = "built-in",
 ) -> World:
-    """Build a World from gene-name dictionaries (fate -> {gene: 0/1}, start -> genes on)."""
-    index = {g: i for i, g in enumerate(network.genes)}
-    sig = np.full((len(fates), network.n_genes), DONT_CARE, dtype=np.int8)
-    for f, (fate, genes) in enumerate(fates.items()):
-        for gene, value in genes.items():
-            if gene not in index:
-                raise choices_error(f"gene in signature of fate {fate!r}", gene, network.genes)
-            if int(value) not in (0, 1):
-                raise UserInputError(f"fate {fate!r}: gene {gene} must be 0 or 1, got {value!r}")
-            sig[f, index[gene]] = int(value)
+    """Build a World from gene-name dictionaries.
+
+    `fates`: fate -> defining markers {gene: level} (0 = off, 1 = on, L = at least level L);
+    `signatures`: fate -> informative genes, same form; `start_states`: name -> genes on
+    (a list; a multi-valued gene at its top level) or {gene: level}; `genes`: the
+    multi-valued genes as {gene: [bit variables, lowest level first]} (every other
+    variable is a gene of its own); `conditions`: name -> {input gene: level}.
+    """
+    if scheme not in UPDATE_SCHEMES:
+        raise choices_error("update scheme", scheme, UPDATE_SCHEMES)
+    var_index = {g: i for i, g in enumerate(network.genes)}
+    gene_names, gene_vars = _gene_groups(network, genes or {}, var_index)
+    shell = World(
+        name=name, network=network, fates=tuple(fates),
+        markers=np.full((len(fates), network.n_genes), DONT_CARE, dtype=np.int8),
+        start_states={"_": np.zeros(network.n_genes, dtype=np.uint8)},
+        gene_names=gene_names, gene_vars=gene_vars,
+    )
+
+    def marker_rows(spec: dict[str, dict[str, int]], what: str) -> np.ndarray:
+        rows = np.full((len(fates), network.n_genes), DONT_CARE, dtype=np.int8)
+        for fate, genes_ in spec.items():
+            if fate not in fates:
+                raise choices_error(f"fate in {what}", fate, list(fates))
+            f = list(fates).index(fate)
+            for gene, level in genes_.items():
+                g = _gene_of(shell, gene, f"{what} of fate {fate!r}")
+                level = _level_value(shell, g, level, f"{what} of fate {fate!r}")
+                vs = gene_vars[g]
+                if level == 0:
+                    rows[f, vs[0]] = 0
+                else:
+                    rows[f, vs[level - 1]] = 1
+        return rows
+
+    markers = marker_rows(fates, "markers")
+    extra = marker_rows(signatures or {}, "signature")
+    sig = np.where(markers != DONT_CARE, markers, extra).astype(np.int8)
     starts: dict[str, np.ndarray] = {}
     for key, on in start_states.items():
         state = np.zeros(network.n_genes, dtype=np.uint8)
-        items = on.items() if isinstance(on, dict) else ((g, 1) for g in on)
-        for gene, value in items:
-            if gene not in index:
-                raise choices_error(f"gene in start state {key!r}", gene, network.genes)
-            state[index[gene]] = int(value)
+        items = on.items() if isinstance(on, dict) else ((g, None) for g in on)
+        for gene, level in items:
+            g = _gene_of(shell, gene, f"start state {key!r}")
+            level = len(gene_vars[g]) if level is None else _level_value(shell, g, level, f"start state {key!r}")
+            for v, bit in shell.level_bits(g, level):
+                state[v] = bit
         starts[key] = state
     for stage in stages:
         if stage not in fates:
             raise choices_error("stage (must be a fate)", stage, list(fates))
+    checked_conditions: dict[str, dict[str, int]] = {}
+    inputs = shell.inputs
+    for cname, values in (conditions or {}).items():
+        checked: dict[str, int] = {}
+        for gene, level in values.items():
+            g = _gene_of(shell, gene, f"condition {cname!r}")
+            if gene not in inputs:
+                raise choices_error(f"input gene in condition {cname!r} (it must be an input)", gene, list(inputs) or ["(no inputs)"])
+            checked[gene] = _level_value(shell, g, level, f"condition {cname!r}")
+        checked_conditions[cname] = checked
+    if default_condition and default_condition not in checked_conditions:
+        raise choices_error("default condition", default_condition, list(checked_conditions))
     return World(
         name=name,
         network=network,
         fates=tuple(fates),
+        markers=markers,
         signatures=sig,
         start_states=starts,
         default_start=default_start,
         stages=tuple(stages),
-        fate_threshold=fate_threshold,
         description=description,
         source=source,
+        gene_names=gene_names,
+        gene_vars=gene_vars,
+        conditions=checked_conditions,
+        default_condition=default_condition,
+        scheme=scheme,
     )
+
+
+def _gene_groups(network: BooleanNetwork, genes: dict[str, list[str]], var_index: dict[str, int]):
+    """User-level genes in variable order: a multi-valued gene sits where its first bit is."""
+    owner: dict[int, str] = {}
+    for gene, bits in genes.items():
+        if not bits:
+            raise UserInputError(f"multi-valued gene {gene!r} lists no variables")
+        for b in bits:
+            if b not in var_index:
+                raise choices_error(f"variable of multi-valued gene {gene!r}", b, network.genes)
+            if var_index[b] in owner:
+                raise UserInputError(f"variable {b!r} belongs to two genes: {owner[var_index[b]]!r} and {gene!r}")
+            owner[var_index[b]] = gene
+    names: list[str] = []
+    groups: list[tuple[int, ...]] = []
+    for v, var in enumerate(network.genes):
+        if v not in owner:
+            names.append(var)
+            groups.append((v,))
+        elif names.count(owner[v]) == 0:
+            names.append(owner[v])
+            groups.append(tuple(var_index[b] for b in genes[owner[v]]))
+    if len(set(names)) != len(names):
+        raise UserInputError(f"gene names clash with variable names: {sorted(n for n in names if names.count(n) > 1)}")
+    return tuple(names), tuple(groups)
+
+
+def _gene_of(world: World, gene: str, where: str) -> int:
+    if gene not in world.gene_names:
+        raise choices_error(f"gene in {where}", gene, world.gene_names)
+    return world.gene_names.index(gene)
+
+
+def _level_value(world: World, g: int, level, where: str) -> int:
+    top = len(world.gene_vars[g])
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= int(level) <= top:
+        raise UserInputError(
+            f"{where}: level {level!r} of gene {world.gene_names[g]} is out of range; valid levels: 0..{top}"
+        )
+    return int(level)
 
 
 # ---- files ------------------------------------------------------------------------------
@@ -176,7 +484,7 @@ WORLD_FILE = "world.json"
 
 
 def save_world(world: World, directory: "str | Path") -> Path:
-    """Write `<dir>/network.bnet` and `<dir>/world.json` (fates, start states, stages)."""
+    """Write `<dir>/network.bnet` and `<dir>/world.json` (fates, starts, conditions, genes)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     summary = world.summary()
@@ -184,19 +492,33 @@ def save_world(world: World, directory: "str | Path") -> Path:
         "name": world.name,
         "network": "network.bnet",
         "fates": summary["fates"],
+        "signatures": summary["signatures"],
         "start_states": summary["start_states"],
         "default_start": world.default_start,
         "stages": list(world.stages),
-        "fate_threshold": world.fate_threshold,
+        "genes": {
+            g: [world.variables[v] for v in vs] for g, vs in zip(world.gene_names, world.gene_vars) if len(vs) > 1
+        },
+        "conditions": summary["conditions"],
+        "default_condition": world.default_condition,
+        "scheme": world.scheme,
         "description": world.description,
     }
+    if world.network.priority is not None:
+        meta["priority"] = {g: int(c) for g, c in zip(world.variables, world.network.priority)}
     atomic_write_text(directory / "network.bnet", world.network.to_bnet())
     atomic_write_text(directory / WORLD_FILE, json.dumps(meta, indent=2) + "\n")
     return directory
 
 
+WORLD_KEYS = (
+    "name", "network", "fates", "signatures", "start_states", "default_start", "stages", "genes",
+    "conditions", "default_condition", "scheme", "priority", "description",
+)
+
+
 def read_world(path: "str | Path") -> World:
-    """Read a world directory (or its world.json) written by `save_world` or by hand."""
+    """Read a world directory (or its world.json) written by `save_world`, `tournament import` or by hand."""
     path = Path(path)
     meta_path = path / WORLD_FILE if path.is_dir() else path
     if not meta_path.is_file():
@@ -208,15 +530,29 @@ def read_world(path: "str | Path") -> World:
     for key in ("network", "fates", "start_states"):
         if key not in meta:
             raise UserInputError(f"{meta_path}: missing key {key!r}")
+    if "fate_threshold" in meta:
+        raise UserInputError(
+            f"{meta_path}: 'fate_threshold' is no longer used: a fate is defined by its markers, which must all "
+            "match (remove the key; move genes that should not be decisive to 'signatures')"
+        )
+    unknown = sorted(set(meta) - set(WORLD_KEYS))
+    if unknown:
+        raise choices_error(f"key in {meta_path}", unknown[0], WORLD_KEYS)
     network = read_network(meta_path.parent / meta["network"])
+    if meta.get("priority"):
+        network = network.with_priority(meta["priority"])
     return make_world(
         meta.get("name", meta_path.parent.name),
         network,
         meta["fates"],
         meta["start_states"],
+        signatures=meta.get("signatures") or None,
+        genes=meta.get("genes") or None,
+        conditions=meta.get("conditions") or None,
+        default_condition=meta.get("default_condition", ""),
         default_start=meta.get("default_start", ""),
         stages=meta.get("stages", ()),
-        fate_threshold=float(meta.get("fate_threshold", 0.8)),
+        scheme=meta.get("scheme", "async"),
         description=meta.get("description", ""),
         source=str(meta_path.parent),
     )

@@ -91,7 +91,7 @@ def test_missing_spec_file(tmp_path, capsys):
 
 BAD_WORLD_FILES = {
     "bnet syntax": ("A, A &\n", "ends unexpectedly"),
-    "bnet unknown regulator": ("A, A & Zed\n", "Zed"),
+    "marker names an unknown gene": ("B, !B\n", "gene in markers of fate 'hi'"),
     "bnet duplicate target": ("A, A\nA, !A\n", "duplicate target"),
     "bnet missing comma": ("A A\n", "expected 'target, rule'"),
     "bnet empty rule": ("A,\n", "empty rule"),

@@ -48,7 +48,7 @@ def test_tcell_world_shape(tcell):
 def test_unperturbed_notch_on_reaches_dn3(tcell):
     p = fates(tcell)
     assert p["DN3"] >= 0.8
-    assert p["B_like"] == 0.0 and p["other"] == 0.0
+    assert p["B_like"] == 0.0 and p["aberrant"] == 0.0
     # Uncommitted cells keep NK potential: some divert, so the outcome is not deterministic.
     assert 0.02 <= p["NK_like"] <= 0.2
 

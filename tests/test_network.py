@@ -101,16 +101,31 @@ def test_world_loading_errors_name_the_choices(tmp_path):
         load_world("nonsense")
     with pytest.raises(UserInputError, match="valid choices: Ery, Mk, Mo, Neu"):
         load_world("myeloid").fate_index("Xyz")
-    (tmp_path / "bad.bnet").write_text("A, B\n")
-    with pytest.raises(UserInputError, match="unknown gene 'B'"):
+    (tmp_path / "bad.bnet").write_text("A, B &\n")
+    with pytest.raises(UserInputError, match="rule ends unexpectedly"):
         read_network(tmp_path / "bad.bnet")
 
 
-def test_classify_prefers_closest_signature_and_other():
+def test_a_bnet_regulator_without_a_rule_is_a_free_input(tmp_path):
+    (tmp_path / "free.bnet").write_text("A, B & !C\nC, A\n")
+    net = read_network(tmp_path / "free.bnet")
+    assert net.genes == ("A", "C", "B")
+    assert net.constant_genes == ("B",)
+    with pytest.raises(UserInputError, match="unknown gene 'B'"):
+        BooleanNetwork.from_rules({"A": "B"})  # hand-written rules stay strict
+
+
+def test_classify_needs_every_marker_and_calls_the_rest_aberrant():
     world = load_world("myeloid")
     for fate in world.fates:
         sig = world.signatures[world.fate_index(fate)]
         state = np.where(sig == -1, 0, sig).astype(np.uint8)
         assert world.fate_labels[world.classify(state[None])[0]] == fate
+        markers = world.markers[world.fate_index(fate)]
+        # Break one defining marker: no fate, however close the rest of the profile is.
+        broken = state.copy()
+        v = int(np.flatnonzero(markers != -1)[0])
+        broken[v] = 1 - markers[v]
+        assert world.classify(broken[None])[0] != world.fate_index(fate)
     all_on = np.ones((1, world.n_genes), dtype=np.uint8)
-    assert world.fate_labels[world.classify(all_on)[0]] == "other"
+    assert world.fate_labels[world.classify(all_on)[0]] == "aberrant"

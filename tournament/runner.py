@@ -84,6 +84,8 @@ def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") 
 
     oracle: dict[str, dict] = read_json(path, {}) or {}
     start = _oracle_start(spec)
+    condition = spec.env.get("condition")
+    budget, n_cells = spec.oracle.time_budget_s, spec.oracle.n_cells
     for cell in cells:
         key = cell.oracle_key
         if key in oracle:
@@ -94,11 +96,13 @@ def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") 
 
             if cell.task == "steer":
                 s = start if not isinstance(start, list) else start[0]
-                res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=s, top=10)
+                res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=s, top=10,
+                                         condition=condition, n_cells=n_cells, time_budget_s=budget)
                 entry = {"optimum": float(res.optimum), "exact": bool(res.exact), "method": res.method,
-                         "baseline": res.baseline, "best": res.best}
+                         "baseline": res.baseline, "best": res.best, "stderr": res.stderr}
             else:
-                res = bayes_optimal_accuracy(world, cell.max_perturb, tuple(spec.kinds), start=start)
+                res = bayes_optimal_accuracy(world, cell.max_perturb, tuple(spec.kinds), start=start,
+                                             condition=condition, n_cells=n_cells, time_budget_s=budget)
                 entry = {"optimum": float(res["optimum"]), "exact": bool(res["exact"]), "method": res["method"],
                          "baseline": {}, "best": [], "stderr": res.get("stderr")}
         except UserInputError:

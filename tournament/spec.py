@@ -184,6 +184,19 @@ class FinalSpec(_Strict):
     eval_episodes: int = Field(50, ge=1)
 
 
+class OracleSpec(_Strict):
+    """The reference each cell's optimality gap is measured against, computed before the run.
+
+    The run never waits on it longer than `time_budget_s` per entry: past that the best
+    set found so far stands as a lower bound (marked so), and the leaderboard raises it to
+    the best final score of any entry when one does better. `n_cells` Monte-Carlo cells per
+    perturbation set where the exact chain is out of reach.
+    """
+
+    time_budget_s: float = Field(60.0, gt=0)
+    n_cells: int = Field(2000, ge=100)
+
+
 class ResourcesSpec(_Strict):
     """What one trial uses (Tune reserves it through the algorithm's resource request).
 
@@ -231,6 +244,7 @@ class TournamentSpec(_Strict):
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     final: FinalSpec = Field(default_factory=FinalSpec)
+    oracle: OracleSpec = Field(default_factory=OracleSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 

@@ -158,6 +158,34 @@ def _is_steady(graph, state: np.ndarray) -> bool:
     return row is not None and bool(graph.steady[row])
 
 
+def _markers(genes, signatures: dict[str, np.ndarray], fate_types) -> tuple[dict, dict]:
+    """Defining markers and informative genes of each fate type.
+
+    A gene defines a fate when the type's mature cells agree on a value that no other
+    fate type's cells share: the lineage-specific markers a biologist would use (on the
+    krumsiek11 data: EKLF for Ery, Fli1 for Mk, cJun and EgrNab for Mo, Pu.1 and Gfi1
+    for Neu). Failing that, the genes on which some other type agrees on the opposite
+    value; failing that, the whole signature. The rest of the signature is informative
+    (shown, used for shaping), never decisive.
+    """
+    markers: dict[str, dict[str, int]] = {}
+    informative: dict[str, dict[str, int]] = {}
+    for f in fate_types:
+        sig = signatures[f]
+        others = [signatures[o] for o in fate_types if o != f]
+        full = {g: int(v) for g, v in zip(genes, sig) if v >= 0}
+        unique = {
+            g: int(v) for j, (g, v) in enumerate(zip(genes, sig)) if v >= 0 and all(o[j] != v for o in others)
+        }
+        opposed = {
+            g: int(v) for j, (g, v) in enumerate(zip(genes, sig))
+            if v >= 0 and any(o[j] >= 0 and o[j] != v for o in others)
+        }
+        markers[f] = unique or opposed or full
+        informative[f] = {g: v for g, v in full.items() if g not in markers[f]}
+    return markers, informative
+
+
 def _signature(binary: np.ndarray, pseudotime: np.ndarray, mature_share: float) -> np.ndarray:
     """1/0 where the type's latest cells agree on a gene, -1 where they are split."""
     n = max(3, int(np.ceil(mature_share * len(binary))))
@@ -193,7 +221,6 @@ def infer_world(
     switch_slack: float = 0.05,
     allow_self: bool = False,
     mature_share: float = 0.25,
-    fate_threshold: float = 0.8,
     fate_consistency: bool = True,
     n_alternatives: int = 8,
     alternative_margin: float = 0.05,
@@ -292,7 +319,7 @@ def infer_world(
             alternative_margin=alternative_margin,
         )
 
-    fate_dict = {f: {g: int(v) for g, v in zip(genes, signatures[f]) if v >= 0} for f in fate_types}
+    fate_dict, informative = _markers(genes, signatures, fate_types)
     start_name = progenitor or "start"
     description = (
         f"Inferred from single-cell data (IQCELL-style): {data.n_obs} cells, {len(genes)} genes, "
@@ -306,8 +333,8 @@ def infer_world(
             network,
             fate_dict,
             {start_name: [g for g, v in zip(genes, start) if v]},
+            signatures=informative,
             default_start=start_name,
-            fate_threshold=fate_threshold,
             description=description,
             source="inferred",
         )

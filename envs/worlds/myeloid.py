@@ -7,8 +7,12 @@ the fate signatures are derived from `sc.datasets.krumsiek11()` (640 simulated c
 `obs['cell_type']` in progenitor, Ery, Mk, Mo, Neu), so nothing here is retyped.
 
 Common myeloid progenitor (CMP): Gata2, Cebpa and Pu.1 on (the data set's first cell).
-Fates: erythrocyte (Gata1+EKLF), megakaryocyte (Gata1+Fli1), monocyte (Pu.1+cJun/EgrNab),
-neutrophil (Pu.1+Gfi1).
+Fates are defined by markers, after the paper's lineage read-outs (Fig. 1 and the stable
+states of Table 2): erythrocyte = Gata1 & EKLF & !Fli1 & !Pu.1, megakaryocyte =
+Gata1 & Fli1 & !EKLF & !Pu.1, monocyte = Pu.1 & cJun & EgrNab & !Gfi1 & !Gata1, neutrophil =
+Pu.1 & Cebpa & Gfi1 & !cJun & !Gata1. An attractor that matches none (for example
+Gata2 & Cebpa & Gfi1 without Pu.1, which a Gata1 knockout reaches) is aberrant. The other
+genes of each fate's mature cells in the data are informative signatures.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from envs.formats import parse_sim_model
 from envs.world import World, make_world
 
 FATES = ("Ery", "Mk", "Mo", "Neu")
+MARKERS: dict[str, dict[str, int]] = {
+    "Ery": {"Gata1": 1, "EKLF": 1, "Fli1": 0, "Pu.1": 0},
+    "Mk": {"Gata1": 1, "Fli1": 1, "EKLF": 0, "Pu.1": 0},
+    "Mo": {"Pu.1": 1, "cJun": 1, "EgrNab": 1, "Gfi1": 0, "Gata1": 0},
+    "Neu": {"Pu.1": 1, "Cebpa": 1, "Gfi1": 1, "cJun": 0, "Gata1": 0},
+}
 # A gene whose mean over the most mature cells of a type lies in this band is left
 # unspecified: scanpy's continuous simulation leaves it half-way (e.g. Gata2 in Ery).
 AMBIGUOUS_BAND = (0.3, 0.7)
@@ -68,9 +78,9 @@ def myeloid_world() -> World:
     return make_world(
         "myeloid",
         network,
-        derive_signatures(expression, cell_types, genes),
+        MARKERS,
         {"CMP": cmp_genes},
+        signatures=derive_signatures(expression, cell_types, genes),
         default_start="CMP",
-        fate_threshold=0.8,
         description=__doc__ or "",
     )

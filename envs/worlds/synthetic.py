@@ -39,7 +39,6 @@ def random_world(n_genes: int, regulators: int = 2, n_fates: int = 3, seed: int 
         network,
         fates,
         {"start": [g for g, v in zip(genes, start) if v]},
-        fate_threshold=0.9,
         description=f"Random Boolean network, {n_genes} genes, {regulators} regulators each (seed {seed}).",
         source="synthetic",
     )
