@@ -131,6 +131,15 @@ class World:
             merged[key] = sign if key not in merged or merged[key] == sign else 0
         return [(s, t, sign) for (s, t), sign in merged.items()]
 
+    def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(2, E) regulator -> target gene indices and (E,) signs, for graph neural networks."""
+        edges = self.gene_edges()
+        if not edges:
+            return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.float32)
+        idx = {g: i for i, g in enumerate(self.gene_names)}
+        pairs = np.array([[idx[s], idx[t]] for s, t, _ in edges], dtype=np.int64).T
+        return pairs, np.array([sign for *_, sign in edges], dtype=np.float32)
+
     @property
     def inputs(self) -> tuple[str, ...]:
         """Genes whose every bit is constant (rule `x = x` or no rule): set by a condition."""
@@ -574,13 +583,22 @@ def _load_cached(name: str) -> World:
     if name in BUILTIN_WORLDS:
         return BUILTIN_WORLDS[name]()
     path = Path(name)
-    if path.exists():
+    if path.is_dir() or (path.is_file() and path.suffix == ".json"):
         return read_world(path)
-    raise choices_error("world", name, list(BUILTIN_WORLDS) + ["<path to a world directory or world.json>"])
+    if path.is_file() or (":" in name and name.split(":", 1)[0].lower() in ("pyboolnet", "cana")):
+        # A model file (.bnet, SBML-qual, BooleanNet, ...): imported with defaults, its attractors as fates.
+        from envs.importer import import_model
+
+        return import_model(name, n_cells=0).world
+    raise choices_error(
+        "world", name,
+        list(BUILTIN_WORLDS) + ["<path to a world directory or world.json>", "<model file: .bnet, .sbml, ...>", "pyboolnet:NAME", "cana:NAME"],
+    )
 
 
 def load_world(name_or_path: "str | Path | World") -> World:
-    """A built-in world by name, or a world directory / world.json by path; Worlds pass through."""
+    """A built-in world by name, a world directory / world.json by path, or a model file (imported with
+    defaults: `envs.importer`); Worlds pass through."""
     if isinstance(name_or_path, World):
         return name_or_path
     return _load_cached(str(name_or_path))
@@ -588,4 +606,7 @@ def load_world(name_or_path: "str | Path | World") -> World:
 
 def find_worlds(directory: "str | Path") -> list[Path]:
     """World directories below `directory` (those holding a world.json)."""
-    return sorted(p.parent for p in Path(directory).rglob(WORLD_FILE))
+    root = Path(directory)
+    found = (p.parent for p in root.rglob(WORLD_FILE))
+    # Hidden folders are skipped: `tournament import` writes into `.NAME.tmp*` before renaming it.
+    return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(root).parts))

@@ -144,6 +144,7 @@ def test_gap_oracle_costs_and_hparams(tmp_path):
     assert bool(k2["oracle_exact"]) is True
     assert k3["optimality_gap"] == pytest.approx(0.3) and bool(k3["oracle_exact"]) is False
     assert np.isnan(k4["optimality_gap"]) and pd.isna(k4["oracle_exact"])
+    assert k3["reference"] == "oracle lower bound" and k2["reference"] == "exact optimum"
     # 3 ok tuning + 2 failed tuning + 4 final trials, 7 CPU-seconds each.
     assert k2["cpu_seconds"] == pytest.approx(9 * 7.0)
     assert k2["failed_trials"] == 2 and k3["failed_trials"] == 0
@@ -266,3 +267,18 @@ def test_biology_view_against_oracle(tmp_path):
 def test_canonical_set():
     assert canonical_set([["B", "oe"], ["A", "knockout"]]) == (("A", "ko"), ("B", "oe"))
     assert format_set(()) == "(none)"
+
+
+def test_a_better_entry_raises_an_oracle_lower_bound(tmp_path):
+    cells = [
+        FakeCell(algorithm="PPO", max_perturb=3, final_scores=[0.5, 0.5]),
+        FakeCell(algorithm="A2C", max_perturb=2, final_scores=[0.9, 0.95]),
+    ]
+    oracle = default_oracle(cells[:1], optimum=0.8, exact=False)
+    run = write_run_dir(tmp_path / "run", cells, oracle=oracle)
+    lb = build_leaderboard(run, reps=REPS)
+    k3 = _row(lb, max_perturb=3)
+    # The A2C entry reached 0.925 with at most 2 perturbations: no optimum at k=3 is lower.
+    assert k3["optimum"] == pytest.approx(0.925)
+    assert k3["reference"].startswith("best entry")
+    assert k3["optimality_gap"] == pytest.approx(0.925 - 0.5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from envs.errors import UserInputError
-from envs.network import PERTURBATION_KINDS, normalize_kind, normalize_kinds
+from envs.network import PERTURBATION_KINDS, normalize_any_kind, normalize_kinds
 from envs.world import builtin_world_names, find_worlds, load_world
 
 
@@ -21,10 +21,11 @@ def parse_kinds(text: str) -> tuple[str, ...]:
 
 
 def parse_perturbation(text: str) -> tuple[str, str]:
+    """GENE=ko | GENE=oe | GENE=L (a level of a multi-valued gene) | SRC->DST=cut (edge knockout)."""
     if "=" not in text:
-        raise UserInputError(f"bad perturbation {text!r}; write GENE=ko or GENE=oe")
-    gene, kind = text.split("=", 1)
-    return gene.strip(), normalize_kind(kind.strip())
+        raise UserInputError(f"bad perturbation {text!r}; write GENE=ko, GENE=oe, GENE=2 (a level) or SRC->DST=cut")
+    gene, kind = text.rsplit("=", 1)
+    return gene.strip(), normalize_any_kind(kind.strip())
 
 
 @click.command("worlds")
@@ -64,9 +65,13 @@ def worlds_cmd(search_dir: str | None, directory: str | None, as_json: bool) -> 
 @click.option("--max-perturb", type=int, required=True, help="At most this many perturbations.")
 @click.option("--kinds", default=",".join(PERTURBATION_KINDS), show_default=True)
 @click.option("--start", default=None, help="Start state name (default: the world's).")
+@click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--top", type=int, default=5, show_default=True)
+@click.option("--cells", type=int, default=2000, show_default=True, help="Monte-Carlo cells per set where exact is out of reach.")
+@click.option("--time-budget", "time_budget", type=float, default=None, help="Stop the search after this many seconds (a lower bound).")
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def oracle_cmd(world, task, target, max_perturb, kinds, start, top, as_json) -> None:
+def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, cells, time_budget, seed, as_json) -> None:
     """The best perturbation sets and their exact success probability (or Bayes-optimal accuracy)."""
     from envs.oracle import bayes_optimal_accuracy, best_perturbations
 
@@ -74,7 +79,8 @@ def oracle_cmd(world, task, target, max_perturb, kinds, start, top, as_json) -> 
     kinds_t = parse_kinds(kinds)
     _check_max_perturb(max_perturb, w)
     if task == "predict":
-        result = bayes_optimal_accuracy(w, max_perturb, kinds_t, start=start)
+        result = bayes_optimal_accuracy(w, max_perturb, kinds_t, start=start, condition=condition, n_cells=cells,
+                                        seed=seed, time_budget_s=time_budget)
         if as_json:
             _echo_json({"task": "predict", "max_perturb": max_perturb, **result})
         else:
@@ -84,16 +90,19 @@ def oracle_cmd(world, task, target, max_perturb, kinds, start, top, as_json) -> 
         return
     if target is None:
         raise UserInputError(f"--target is required for steer; valid choices: {', '.join(w.fates)}")
-    result = best_perturbations(w, target, max_perturb, kinds_t, start=start, top=top)
+    result = best_perturbations(w, target, max_perturb, kinds_t, start=start, top=top, condition=condition,
+                                n_cells=cells, seed=seed, time_budget_s=time_budget)
     if as_json:
         _echo_json(result.to_json())
         return
     click.echo(f"{w.name}: steer to {target}, at most {max_perturb} perturbation(s) of {', '.join(kinds_t)}")
     click.echo("baseline (no perturbation): " + _fmt_fates(result.baseline))
-    click.echo(f"optimum: {result.optimum:.4f}  ({'exact' if result.exact else 'best found, a lower bound'}; {result.method})")
+    err = f" ± {result.stderr:.3f}" if result.stderr else ""
+    click.echo(f"optimum: {result.optimum:.4f}{err}  ({'exact' if result.exact else 'best found, a lower bound'}; {result.method})")
     for i, entry in enumerate(result.best[:top], start=1):
         sets = ", ".join(f"{g} {k}" for g, k in entry["perturbations"]) or "none"
-        click.echo(f"  {i}. p={entry['probability']:.4f}  {sets}")
+        se = f" ± {entry['stderr']:.3f}" if entry.get("stderr") else ""
+        click.echo(f"  {i}. p={entry['probability']:.4f}{se}  {sets}")
 
 
 def _check_max_perturb(k: int, world) -> None:
@@ -107,23 +116,25 @@ def _fmt_fates(fates: dict[str, float]) -> str:
 
 @click.command("simulate")
 @click.option("--world", required=True)
-@click.option("--perturb", "perturb", multiple=True, help="GENE=ko or GENE=oe; repeat for several.")
+@click.option("--perturb", "perturb", multiple=True, help="GENE=ko, GENE=oe, GENE=2 (a level) or SRC->DST=cut; repeat for several.")
 @click.option("--start", default=None)
+@click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--cells", type=int, default=4000, show_default=True, help="Monte-Carlo cells where exact is out of reach.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def simulate_cmd(world, perturb, start, cells, seed, as_json) -> None:
+def simulate_cmd(world, perturb, start, condition, cells, seed, as_json) -> None:
     """Fate distribution of a progenitor under perturbations (exact where the network is small)."""
     from envs.oracle import fate_distribution
 
     w = load_world(world)
     perturbations = [parse_perturbation(p) for p in perturb]
-    dist = fate_distribution(w, perturbations, start=start, n_cells=cells, seed=seed)
+    dist = fate_distribution(w, perturbations, start=start, n_cells=cells, seed=seed, condition=condition)
     if as_json:
         _echo_json({"world": w.name, "perturbations": perturbations, **dist.to_json()})
         return
     label = ", ".join(f"{g} {k}" for g, k in perturbations) or "none"
-    click.echo(f"{w.name}, start {start or w.default_start}, perturbations: {label}")
+    cond = w.check_condition(condition)
+    click.echo(f"{w.name}, start {start or w.default_start}{f', condition {cond}' if cond else ''}, perturbations: {label}")
     click.echo(f"method: {dist.method}")
     for fate, p in dist.probabilities.items():
         se = dist.stderr.get(fate, 0.0)

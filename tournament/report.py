@@ -94,7 +94,10 @@ def _steps(r: pd.Series) -> str:
 def _optimum(r: pd.Series) -> str:
     if not np.isfinite(r["optimum"]):
         return DASH
-    return f"{r['optimum']:.3f} ({'exact' if bool(r['oracle_exact']) else 'best known'})"
+    if bool(r["oracle_exact"]):
+        return f"{r['optimum']:.3f} (exact)"
+    where = r.get("reference", "")
+    return f"{r['optimum']:.3f} (best known: {where})" if str(where).startswith("best entry") else f"{r['optimum']:.3f} (best known)"
 
 
 def leaderboard_display(lb: pd.DataFrame) -> pd.DataFrame:

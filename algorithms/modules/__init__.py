@@ -60,7 +60,7 @@ def model_config(
     n = world.n_genes
     if task not in ("steer", "predict"):
         raise choices_error("task", task, ("steer", "predict"))
-    edge_index, edge_sign = world.network.edge_index()
+    edge_index, edge_sign = world.edge_index()  # between genes: a multi-valued gene is one node
     cfg.update(
         task=task,
         n_genes=n,
@@ -70,7 +70,7 @@ def model_config(
         node_features=N_NODE_FEATURES,
         edge_index=edge_index.tolist(),
         edge_sign=edge_sign.tolist(),
-        signatures=world.signatures.astype(int).tolist(),
+        signatures=world.gene_signatures.astype(int).tolist(),
     )
     return cfg
 

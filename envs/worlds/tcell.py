@@ -92,14 +92,15 @@ ETP_ON = ["Delta", "Notch1", "Hes1", "Tcf3", "Runx1", "Spi1", "Lyl1", "Lmo2", "K
 
 # Defining markers: a state is a stage or fate only if all of these match (the stage
 # definitions of Rothenberg and Hosokawa & Rothenberg 2021; GATA-3 low in ETP and up with TCF-1 in DN2a (CD25 follows, informative),
-# Lyl1 without C/EBP-alpha or Id2 for the uncommitted progenitor, Bcl11b for commitment, Rag1 and CD3 for DN3, pT-alpha informative as a Notch target that
-# a committed cell may lose; Ebf1+Pax5 for B, PU.1 without the T
+# Lyl1 without C/EBP-alpha or Id2 for the uncommitted progenitor, Bcl11b for commitment, Kit (CD117) high in DN2b and gone in DN3 as in
+# the flow-cytometry definition (DN2: CD117+ CD25+, DN3: CD117- CD25+), CD3 on in DN3;
+# pT-alpha and Rag1 informative (a committed cell that loses Notch loses pT-alpha); Ebf1+Pax5 for B, PU.1 without the T
 # program for myeloid/DC, Id2+Nfil3 without PU.1 for NK-like).
 MARKERS: dict[str, dict[str, int]] = {
     "ETP": {"Kit": 1, "Spi1": 1, "Lyl1": 1, "Il2ra": 0, "Gata3": 0, "Bcl11b": 0, "Cebpa": 0, "Id2": 0, "Ebf1": 0},
     "DN2a": {"Tcf7": 1, "Gata3": 1, "Bcl11b": 0},
-    "DN2b": {"Il2ra": 1, "Bcl11b": 1, "Spi1": 0, "Rag1": 0},
-    "DN3": {"Bcl11b": 1, "Spi1": 0, "Rag1": 1, "Cd3e": 1},
+    "DN2b": {"Il2ra": 1, "Bcl11b": 1, "Spi1": 0, "Kit": 1},
+    "DN3": {"Bcl11b": 1, "Spi1": 0, "Kit": 0, "Cd3e": 1},
     "B_like": {"Ebf1": 1, "Pax5": 1, "Tcf7": 0, "Bcl11b": 0},
     "Myeloid": {"Spi1": 1, "Tcf7": 0, "Gata3": 0, "Bcl11b": 0, "Ebf1": 0},
     "NK_like": {"Id2": 1, "Nfil3": 1, "Spi1": 0, "Bcl11b": 0},
