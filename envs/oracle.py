@@ -34,6 +34,7 @@ MAX_STATES = 1 << 20
 LARGE_NETWORK_STATES = 1 << 15
 EXHAUSTIVE_LIMIT = 5000
 BEAM_WIDTH = 32
+RECHECK_FACTOR = 4  # the Monte-Carlo leaders are re-estimated on this many times more cells
 MIN_STRATUM_SAMPLE = 20  # sets each predict stratum keeps when the time budget cuts it short
 SWAP_STARTS = 3  # best searched sets that single-swap hill climbing starts from
 _CACHE_SIZE = 50_000
@@ -347,7 +348,7 @@ def best_perturbations(
     stderr: dict[tuple, float] = {}
     if not evaluate.exact:
         # Re-estimate the leaders on fresh cells: the winner of many noisy estimates is biased up.
-        check = _Evaluator(world, start, max_states, n_cells, seed + 1, condition)
+        check = _Evaluator(world, start, max_states, RECHECK_FACTOR * n_cells, seed + 1, condition)
         for s in ranked:
             solved = check(s)
             scored[s] = float(solved.probabilities[t])
@@ -365,7 +366,7 @@ def best_perturbations(
     chain = (
         "exact absorbing Markov chain"
         if evaluate.exact
-        else f"Monte-Carlo ({n_cells} cells a set; the best {len(ranked)} re-estimated on fresh cells)"
+        else f"Monte-Carlo ({n_cells} cells a set; the best {len(ranked)} re-estimated on {RECHECK_FACTOR * n_cells} fresh cells)"
     )
     if out_of_time:
         how = f"time budget of {time_budget_s:g} s spent after {len(scored)} sets; the best found, a lower bound"

@@ -13,6 +13,7 @@ import click
 BENCHES: dict[str, tuple[str, str, dict]] = {
     "env": ("tournament.bench.env_bench", "bench_env", {"seconds": 0.5, "sizes": (10, 30)}),
     "oracle": ("tournament.bench.oracle_bench", "bench_oracle", {}),
+    "models": ("tournament.bench.model_bench", "bench_models", {"n_cells": 200, "seconds": 0.5}),
     "train": ("tournament.bench.train_bench", "bench_train", {"env_steps": 4000}),
     "cartpole": ("tournament.bench.cartpole_bench", "bench_cartpole", {"seeds": (0,)}),
     "gnn": ("tournament.bench.gnn_bench", "bench_gnn", {"sizes": (11, 30)}),
@@ -39,7 +40,7 @@ def run_bench(target: str, quick: bool) -> list[dict]:
 @click.option("--quick", is_flag=True, help="Smaller sizes and budgets (a smoke run, not for the record).")
 @click.option("--file", "bench_file", default="BENCHMARKS.md", show_default=True)
 def bench_cmd(target: str, as_json: bool, record: bool, quick: bool, bench_file: str) -> None:
-    """Measure speed: env, oracle, train (vs SB3), cartpole (vs SB3/sb3-contrib), gnn, inference, tournament, cluster."""
+    """Measure speed: env, oracle, models (published networks), train (vs SB3), cartpole (vs SB3/sb3-contrib), gnn, inference, tournament, cluster."""
     from tournament.bench.record import markdown_table, record as record_rows
 
     targets = sorted(BENCHES) if target == "all" else [target]

@@ -31,31 +31,94 @@ def parse_perturbation(text: str) -> tuple[str, str]:
 @click.command("worlds")
 @click.argument("search_dir", required=False, type=click.Path())
 @click.option("--dir", "directory", type=click.Path(), default=None, help="Also list worlds saved below this directory.")
+@click.option("--attractors", is_flag=True, help="Also list the attractors reachable from each world's default start.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def worlds_cmd(search_dir: str | None, directory: str | None, as_json: bool) -> None:
-    """Every world with its genes, inputs, fates and start states (also those saved below DIR)."""
+def worlds_cmd(search_dir: str | None, directory: str | None, attractors: bool, as_json: bool) -> None:
+    """Every world with its genes, inputs, conditions, fates and start states (also those saved below DIR).
+
+    A broken world below DIR is reported in one line `error: PATH: message` on stderr after the
+    good ones are listed, and the exit status is 2; so is a world that takes a built-in world's name.
+    """
     directory = directory or search_dir
-    names: list[str] = list(builtin_world_names())
+    builtins = list(builtin_world_names())
+    names: list[str] = list(builtins)
     if directory:
         if not Path(directory).is_dir():
             raise UserInputError(f"--dir {directory!r} is not a directory")
         names += [str(p) for p in find_worlds(directory)]
-    summaries = [load_world(n).summary() for n in names]
+    summaries, errors = [], []
+    for n in names:
+        try:
+            world = load_world(n)
+            s = world.summary()
+            if n not in builtins and s["name"] in builtins:
+                raise UserInputError(f"world name {s['name']!r} is a built-in world's; rename it ('name' in world.json)")
+            if attractors:
+                s["attractors"] = _attractor_summary(world)
+        except Exception as exc:  # one broken world must not hide the others
+            if n in builtins:
+                raise
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not isinstance(exc, UserInputError):
+                text = f"{type(exc).__name__}: {text}"
+            errors.append(text if text.startswith(n) else f"{n}: {text}")
+            continue
+        summaries.append(s)
     if as_json:
         _echo_json(summaries)
-        return
-    for s in summaries:
-        click.echo(f"{s['name']}  ({s['source']}, {len(s['genes'])} genes)")
+    else:
+        for s in summaries:
+            _echo_world(s)
+    if errors:
+        for text in errors[:-1]:
+            click.echo(f"error: {text}", err=True)
+        raise UserInputError(errors[-1])  # the last one: printed as `error: ...`, exit status 2
+
+
+def _levels(values: "list[str] | dict[str, int]") -> str:
+    if isinstance(values, dict):
+        return ", ".join(g if v == 1 else f"{g}={v}" for g, v in values.items())
+    return ", ".join(values)
+
+
+def _echo_world(s: dict) -> None:
+    click.echo(f"{s['name']}  ({s['source']}, {len(s['genes'])} genes, {s['scheme']} updates)")
+    if s["description"]:
         click.echo(f"  {s['description']}")
-        click.echo(f"  genes:  {', '.join(s['genes'])}")
-        click.echo(f"  inputs: {', '.join(s['inputs']) or '-'}")
-        click.echo(f"  fates:  {', '.join(s['fates'])}")
-        if s["stages"]:
-            click.echo(f"  stages: {' -> '.join(s['stages'])}")
-        for name, on in s["start_states"].items():
-            mark = " (default)" if name == s["default_start"] else ""
-            click.echo(f"  start {name}{mark}: {', '.join(on) or 'all off'}")
-        click.echo("")
+    click.echo(f"  genes:  {', '.join(s['genes'])}")
+    if s["levels"]:
+        click.echo("  levels: " + ", ".join(f"{g} 0..{m}" for g, m in s["levels"].items()))
+    click.echo(f"  inputs: {', '.join(s['inputs']) or '-'}")
+    for name, values in s["conditions"].items():
+        mark = " (default)" if name == s["default_condition"] else ""
+        click.echo(f"  condition {name}{mark}: " + ", ".join(f"{g}={v}" for g, v in values.items()))
+    click.echo(f"  fates:  {', '.join(s['fates'])}")
+    for fate, markers in s["fates"].items():
+        click.echo(f"    {fate}: " + (", ".join(f"{g}={v}" for g, v in markers.items()) or "(no markers)"))
+    if s["stages"]:
+        click.echo(f"  stages: {' -> '.join(s['stages'])}")
+    for name, on in s["start_states"].items():
+        mark = " (default)" if name == s["default_start"] else ""
+        click.echo(f"  start {name}{mark}: {_levels(on) or 'all off'}")
+    if "attractors" in s:
+        a = s["attractors"]
+        listed = ", ".join(f"{x['fate']} ({x['kind']})" for x in a["attractors"])
+        how = " (general asynchronous; priorities may reach fewer)" if s["scheme"] == "priority" else ""
+        click.echo(f"  attractors from {a['start']} | {a['condition'] or '-'}{how}: {listed}")
+    click.echo("")
+
+
+def _attractor_summary(world) -> dict:
+    """The attractors reachable from the default start under the default condition, named by fate."""
+    from envs.attractors import reachable_attractors
+
+    found = reachable_attractors(world.network, world.start_state(), scheme=world.scheme)
+    out = []
+    for a in found:
+        labels = sorted({world.fate_labels[i] for i in world.classify(a.states)})
+        kind = "fixed point" if a.is_fixed_point else f"cyclic, {a.size} states"
+        out.append({"fate": "/".join(labels), "kind": kind, "size": a.size})
+    return {"start": world.default_start, "condition": world.default_condition or None, "attractors": out}
 
 
 @click.command("oracle")
@@ -67,7 +130,8 @@ def worlds_cmd(search_dir: str | None, directory: str | None, as_json: bool) -> 
 @click.option("--start", default=None, help="Start state name (default: the world's).")
 @click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--top", type=int, default=5, show_default=True)
-@click.option("--cells", type=int, default=2000, show_default=True, help="Monte-Carlo cells per set where exact is out of reach.")
+@click.option("--cells", type=int, default=500, show_default=True,
+              help="Monte-Carlo cells per set where exact is out of reach (the leaders are re-estimated on 4x as many).")
 @click.option("--time-budget", "time_budget", type=float, default=None, help="Stop the search after this many seconds (a lower bound).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
