@@ -283,9 +283,10 @@ def _attractor_text(f: FoundAttractor) -> str:
 class _Names:
     """Resolves user and file names to the model's genes: exact, or with the model's common prefix."""
 
-    def __init__(self, genes: tuple[str, ...]):
+    def __init__(self, genes: tuple[str, ...], strip: str = ""):
         self.genes = genes
         self.known = set(genes)
+        self.strip = strip  # a prefix the genes were renamed without (v_ in BBM models)
         common = os.path.commonprefix(list(genes)) if len(genes) > 1 else ""
         cut = common.rfind("_")
         self.prefix = common[: cut + 1] if cut >= 0 else ""
@@ -296,6 +297,8 @@ class _Names:
             return name
         if self.prefix and self.prefix + name in self.known:
             return self.prefix + name
+        if self.strip and name.startswith(self.strip) and name[len(self.strip):] in self.known:
+            return name[len(self.strip):]
         return None
 
     def strict(self, values: dict) -> dict:
@@ -353,7 +356,13 @@ def import_model(
     network = model.network
     genes_map = dict(model.genes)
     shell = make_world(model.name, network, {}, {"_": []}, genes=genes_map or None)
-    names = _Names(shell.genes)
+    prefix = _Names(shell.genes).prefix
+    if prefix:
+        # BBM names every variable v_...: the user speaks of Gata3, the variables keep v_Gata3_b1.
+        genes_map = {g[len(prefix):]: [network.genes[v] for v in vs] for g, vs in zip(shell.gene_names, shell.gene_vars)}
+        shell = make_world(model.name, network, {}, {"_": []}, genes=genes_map)
+        notes.append(f"genes are named without the model's common prefix {prefix!r} (its variables keep it)")
+    names = _Names(shell.genes, strip=prefix)
 
     starts = dict(starts or {})
     conditions = dict(conditions or {})

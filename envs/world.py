@@ -506,7 +506,8 @@ def save_world(world: World, directory: "str | Path") -> Path:
         "default_start": world.default_start,
         "stages": list(world.stages),
         "genes": {
-            g: [world.variables[v] for v in vs] for g, vs in zip(world.gene_names, world.gene_vars) if len(vs) > 1
+            g: [world.variables[v] for v in vs]
+            for g, vs in zip(world.gene_names, world.gene_vars) if len(vs) > 1 or g != world.variables[vs[0]]
         },
         "conditions": summary["conditions"],
         "default_condition": world.default_condition,

@@ -45,7 +45,7 @@ def fates(world, perturbations=()):
 
 def test_the_model_is_one_world_of_genes(cacace):
     assert cacace.n_genes == 56 and len(cacace.variables) == 61
-    assert cacace.max_level("v_Gata3") == 2 and set(cacace.inputs) == {"v_Delta", "v_IL7", "v_MCSF"}
+    assert cacace.max_level("Gata3") == 2 and set(cacace.inputs) == {"Delta", "IL7", "MCSF"}
 
 
 def test_an_unperturbed_etp_cell_reaches_dn3(cacace):
@@ -56,13 +56,13 @@ def test_an_unperturbed_etp_cell_reaches_dn3(cacace):
     assert p["NK_like"] >= 0.4
 
 
-@pytest.mark.parametrize("gene", ["v_Bcl11b", "v_Gata3", "v_TCF1", "v_Notch_gene", "v_Delta"])
+@pytest.mark.parametrize("gene", ["Bcl11b", "Gata3", "TCF1", "Notch_gene", "Delta"])
 def test_knockouts_of_the_t_cell_program_block_dn3(cacace, gene):
     p = fates(cacace, [(gene, "ko")])
     assert p["DN3"] == 0.0
 
 
 def test_ectopic_pu1_diverts_the_cell_away_from_the_t_lineage(cacace):
-    p = fates(cacace, [("v_Pu1", "oe")])
+    p = fates(cacace, [("Pu1", "oe")])
     assert p["DN3"] == 0.0
     assert p["Myeloid"] >= 0.9

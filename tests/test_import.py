@@ -348,13 +348,14 @@ def test_cacace_imports_in_one_command(cacace):
     report = json.loads(printed)
     world = read_world(out)
     assert world.fates == ("DN3", "B", "myeloid", "NK_like")
-    assert set(world.inputs) == {"v_Delta", "v_IL7", "v_MCSF"}
-    assert world.max_level("v_Pu1") == 2 and world.max_level("v_Bcl11b") == 1
+    # Genes are named without BBM's v_ prefix; the variables keep it.
+    assert set(world.inputs) == {"Delta", "IL7", "MCSF"} and "v_Gata3_b2" in world.variables
+    assert world.max_level("Pu1") == 2 and world.max_level("Bcl11b") == 1
     assert {"pre-thymic", "ETP", "DN2a", "DN2b", "DN3"} <= set(world.start_states)
-    assert world.conditions[T_COMMIT] == {"v_MCSF": 0, "v_IL7": 1, "v_Delta": 1}
+    assert world.conditions[T_COMMIT] == {"MCSF": 0, "IL7": 1, "Delta": 1}
     # ETP's profile from initialState.xml, multi-valued genes included.
     levels = dict(zip(world.genes, world.gene_levels(world.start_state("ETP"))[0]))
-    assert levels["v_Pu1"] == 1 and levels["v_Runx1"] == 1 and levels["v_TCF1"] == 1 and levels["v_Bcl11b"] == 0
+    assert levels["Pu1"] == 1 and levels["Runx1"] == 1 and levels["TCF1"] == 1 and levels["Bcl11b"] == 0
     reached = {(r["start"], r["condition"]): {a["fate"] for a in r["attractors"]} for r in report["reached"]}
     assert {"DN3", "NK_like"} <= reached[("ETP", T_COMMIT)]
     assert reached[("DN3", T_COMMIT)] == {"DN3"}
