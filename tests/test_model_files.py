@@ -7,7 +7,6 @@ point AEON finds must be one of ours, and every cell our simulator settles must 
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import biodivine_aeon as aeon
@@ -18,9 +17,8 @@ from envs.errors import UserInputError
 from envs.formats import parse_bnet
 from envs.model_files import read_model, repository_models
 from envs.network import BooleanNetwork
+from shared_data import shared_data_file
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CACACE = SHARED_DATA / "cacace2020-tcell"
 CACACE_GENES = {"Pu1", "Gata3", "Runx1", "Lef1", "Notch_gene"}
 
 PYBOOLNET_MODELS = [
@@ -36,13 +34,7 @@ SOURCES = [f"pyboolnet:{n}" for n in PYBOOLNET_MODELS] + [f"cana:{n}" for n in C
 
 
 def shared_file(name: str) -> Path:
-    """A file of the shared data set: skipped where it is absent, a failure if REQUIRE_SHARED_DATA=1."""
-    path = CACACE / name
-    if not path.is_file():
-        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"REQUIRE_SHARED_DATA=1 but {path} is missing")
-        pytest.skip(f"shared data not present: {path}")
-    return path
+    return shared_data_file(f"cacace2020-tcell/{name}")
 
 
 def aeon_fixed_points(network: BooleanNetwork):
