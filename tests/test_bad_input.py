@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tournament.cli import main
+from cli_helpers import files_under, one_line_error, run_cli
 
 TINY = """\
 name: tiny
@@ -54,24 +54,6 @@ def _lr_min_above_lr_max() -> str:
 BAD_SPECS["lr_min above lr_max"] = (_lr_min_above_lr_max(), "lr_m")
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def files_under(path: Path) -> set[str]:
-    return {str(p.relative_to(path)) for p in path.rglob("*")}
-
-
-def assert_one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and "Traceback" not in err
-    assert needle.lower() in lines[0].lower(), lines[0]
-
-
 @pytest.mark.parametrize("case", sorted(BAD_SPECS))
 def test_bad_spec_is_rejected_before_ray_starts(case, tmp_path, capsys, monkeypatch):
     text, needle = BAD_SPECS[case]
@@ -80,7 +62,7 @@ def test_bad_spec_is_rejected_before_ray_starts(case, tmp_path, capsys, monkeypa
     monkeypatch.chdir(tmp_path)
     before = files_under(tmp_path)
     code, _, err = run_cli(["run", str(spec), "--storage", str(tmp_path / "runs")], capsys)
-    assert_one_line_error(code, err, needle)
+    one_line_error(code, err, needle)
     assert files_under(tmp_path) == before
 
 
@@ -107,14 +89,14 @@ def test_bad_world_file(case, tmp_path, capsys):
     (world / "world.json").write_text('{"network": "network.bnet", "fates": {"hi": {"A": 1}}, "start_states": {"s": []}}')
     before = files_under(tmp_path)
     code, _, err = run_cli(["worlds", "--dir", str(tmp_path)], capsys)
-    assert_one_line_error(code, err, needle)
+    one_line_error(code, err, needle)
     assert files_under(tmp_path) == before
 
 
 def test_world_json_not_json(tmp_path, capsys):
     (tmp_path / "world.json").write_text("{not json")
     code, _, err = run_cli(["worlds", "--dir", str(tmp_path)], capsys)
-    assert_one_line_error(code, err, "not valid JSON")
+    one_line_error(code, err, "not valid JSON")
 
 
 @pytest.mark.parametrize(
@@ -165,5 +147,5 @@ def test_bad_single_cell_data(case, needle, tmp_path, capsys):
     _write_h5ad(data, obs, X)
     before = files_under(tmp_path)
     code, _, err = run_cli(["infer", str(data), "--out", str(tmp_path / "world")], capsys)
-    assert_one_line_error(code, err, needle)
+    one_line_error(code, err, needle)
     assert files_under(tmp_path) == before

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tournament.cli import main
+from cli_helpers import run_cli
 from tournament.progress import ProgressTracker, format_status
 
 SPEC = """\
@@ -24,12 +24,6 @@ hpo: {trials_per_cell: 1}
 final: {seeds: 1}
 execution: {runner: "tournament.scripted:ScriptedRunner"}
 """
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, err: str) -> str:

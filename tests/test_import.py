@@ -30,6 +30,7 @@ from envs.importer import import_model, read_ginsim_priority, read_ginsim_states
 from envs.network import BooleanNetwork
 from envs.world import read_world
 from shared_data import shared_data_file
+from cli_helpers import files_under, one_line_error, run_cli
 from tournament.cli import main
 
 CACACE_MARKERS = [
@@ -57,24 +58,6 @@ E, D
 
 def cacace_dir() -> Path:
     return shared_data_file("cacace2020-tcell")  # skips where absent, fails under REQUIRE_SHARED_DATA=1
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def files_under(path: Path) -> set[str]:
-    return {str(p.relative_to(path)) for p in path.rglob("*")}
-
-
-def one_line_error(code: int, err: str, needle: str) -> str:
-    assert code == 2, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # ---- attractors: exact against an explicit search ------------------------------------------
