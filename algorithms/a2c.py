@@ -16,7 +16,9 @@ RLlib's GAE connector standardises advantages; SB3's A2C does so only with
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from ray.rllib.algorithms.ppo.ppo import PPO, PPOConfig
@@ -26,8 +28,56 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
 
-from algorithms.optimizer_plumbing import OptimizerPlumbingMixin, optimizer_settings
+from algorithms.common import Stage, apply_common
+from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.settings import CommonSettings, key
 
+if TYPE_CHECKING:
+    from algorithms.trial import TrialConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class A2CSettings(CommonSettings):
+    """A2C's ``algo_hparams`` (Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement
+    Learning", synchronous form): SB3's A2C defaults except the batch (SB3's name in brackets).
+
+    train_batch_size: env steps per update, from all envs together. SB3 takes
+        n_steps=5 per env; RLlib's per-iteration overhead makes 256 per batch the floor.
+    gamma: discount (0 for the predict task unless given).
+    lambda: GAE lambda; 1.0 is the plain n-step return (SB3: gae_lambda).
+    entropy_coeff: weight of the entropy bonus (SB3: ent_coef).
+    vf_loss_coeff: weight of the value loss (SB3: vf_coef).
+    grad_clip: global gradient-norm clip (SB3: max_grad_norm).
+    """
+
+    NAME: ClassVar[str] = "A2C"
+    # SB3's names of the settings that have one, for side-by-side runs (tournament bench cartpole).
+    SB3_NAMES: ClassVar[Mapping[str, str]] = {
+        "gamma": "gamma",
+        "lambda_": "gae_lambda",
+        "entropy_coeff": "ent_coef",
+        "vf_loss_coeff": "vf_coef",
+        "grad_clip": "max_grad_norm",
+    }
+
+    train_batch_size: int = 256
+    gamma: float = 0.99
+    lambda_: float = field(default=1.0, metadata=key("lambda"))
+    entropy_coeff: float = 0.0
+    vf_loss_coeff: float = 0.5
+    grad_clip: float | None = 0.5
+
+    def apply_to(self, config: "A2CConfig") -> "A2CConfig":
+        """These settings on an A2CConfig."""
+        return config.training(
+            train_batch_size_per_learner=self.train_batch_size,
+            gamma=self.gamma,
+            lambda_=self.lambda_,
+            entropy_coeff=self.entropy_coeff,
+            vf_loss_coeff=self.vf_loss_coeff,
+            grad_clip=self.grad_clip,
+            grad_clip_by="global_norm",
+        )
 
 
 def masked_mean_fn(mask: torch.Tensor | None):
@@ -41,7 +91,7 @@ def masked_mean_fn(mask: torch.Tensor | None):
 
 class WholeBatchConfig(PPOConfig):
     """PPOConfig for algorithms that take one update per train batch (A2C, TRPO): one epoch,
-    no minibatches, no KL penalty, no entropy bonus by default, sampling on the local runner."""
+    no minibatches, no KL penalty."""
 
     algorithm_name = "this algorithm"
 
@@ -52,41 +102,27 @@ class WholeBatchConfig(PPOConfig):
         self.shuffle_batch_per_epoch = False
         self.use_kl_loss = False
         self.kl_coeff = 0.0
-        self.entropy_coeff = 0.0
-        self.num_env_runners = 0
 
     def validate(self) -> None:
+        # One step on the whole batch is what makes A2C rather than a clip-free PPO.
         super().validate()
-        if self.num_epochs != 1 or self.minibatch_size is not None:
-            self._value_error(
-                f"{self.algorithm_name} takes one update per whole batch: num_epochs must be 1 and "
-                f"minibatch_size None (got {self.num_epochs}, {self.minibatch_size})"
+        if self.num_epochs != 1 or self.minibatch_size is not None or self.use_kl_loss:
+            raise ValueError(
+                f"{self.algorithm_name} takes one update per whole batch and has no KL loss: num_epochs must be 1, "
+                f"minibatch_size None and use_kl_loss False (got {self.num_epochs}, {self.minibatch_size}, {self.use_kl_loss})"
             )
 
 
 class A2CConfig(WholeBatchConfig):
-    """PPOConfig with A2C's defaults (SB3's where they apply); only the loss differs."""
+    """PPOConfig run as A2C (see A2CSettings for the tournament's values); only the loss differs."""
 
     algorithm_name = "A2C"
 
     def __init__(self, algo_class: type | None = None):
         super().__init__(algo_class=algo_class or A2C)
-        self.train_batch_size = 200
-        self.lambda_ = 1.0
-        self.vf_loss_coeff = 0.5
-        self.grad_clip = 0.5
-        self.grad_clip_by = "global_norm"
-        # Overridden by the registry with the trial's optimizer.
-        self.learner_config_dict.update(optimizer_settings("adam", {"lr": 7e-4}))
 
     def get_default_learner_class(self) -> type:
         return A2CTorchLearner
-
-    def validate(self) -> None:
-        # One step on the whole batch (WholeBatchConfig) is what makes it A2C rather than a clip-free PPO.
-        super().validate()
-        if self.use_kl_loss:
-            self._value_error("A2C has no KL loss: use_kl_loss must be False")
 
 
 class A2C(PPO):
@@ -138,3 +174,13 @@ class A2CTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         parts["vf_explained_var"] = explained_variance(batch[Postprocessing.VALUE_TARGETS], values)
         self.metrics.log_dict(parts, key=module_id, window=1)
         return total
+
+
+def algorithm_config(trial: "TrialConfig", settings: A2CSettings) -> A2CConfig:
+    """The RLlib config of an A2C trial (or stage): one gradient step per batch of train_batch_size env steps."""
+    return settings.apply_to(apply_common(A2CConfig(), trial, settings, A2CTorchLearner))
+
+
+def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+    """A2C as the registry runs it: one stage."""
+    return [Stage("A2C", algorithm_config(trial, A2CSettings.from_dict(hparams, task=trial.task)))]

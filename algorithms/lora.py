@@ -28,18 +28,7 @@ Stages, in order, each a share of the trial's budget and each trained by
     lora_nonconvex  A and B trained (continuing from the convex stage's A, B)
     full            merged weights, all trained
 
-``algo_hparams`` (all optional)::
-
-    pretrained: path      # a TrialRunner.save() dir, an RLlib algorithm checkpoint, or a
-                          # module_state.pkl; absolute, readable wherever the trial runs
-    stages: {"pretrain": 0.5, "lora_convex": 0.25, "lora_nonconvex": 0.25, "full": 0.0}
-                          # shares (a stage with share 0 or left out does not run);
-                          # default as shown, without "pretrain" when `pretrained` is given
-                          # (then lora_convex 0.5, lora_nonconvex 0.5)
-    rank: 4, alpha: 4.0   # s = alpha / rank
-    layers: ["*"]         # fnmatch patterns over module paths, e.g. ["pi_*"] for the actor only
-    algorithm: "PPO"      # the RL algorithm of every stage: PPO | A2C | TRPO
-    PPO: {...}            # that algorithm's own algo_hparams (A2C: {...}, TRPO: {...})
+Settings: :class:`LoRASettings`.
 
 A pretrained GNN may come from another world, target or MAX_PERTURB: its weights
 do not depend on the network's size. An MLP's input layer does, so it only
@@ -47,6 +36,9 @@ transfers between worlds with the same genes.
 
 Each stage's optimizer holds exactly the parameters that stage trains
 (``requires_grad``); the rest do not change.
+
+Over 300 lines on purpose: the adapter, the conversion between plain and adapted
+weights, and the stages are one algorithm, read top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -55,7 +47,9 @@ import fnmatch
 import math
 import os
 import pickle
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -65,12 +59,10 @@ from torch import nn
 
 from envs.errors import UserInputError, choices_error
 
-from algorithms.a2c import A2CTorchLearner
+from algorithms import a2c, ppo, trpo
+from algorithms.common import Stage, as_array, learner_module, saved_stage_dir
 from algorithms.modules import GNNModule, MLPModule
-from algorithms.ppo import PPOTorchLearner
-from algorithms.registry import COMMON_HPARAMS, Stage, as_array, build_algorithm_config, learner_module
-from algorithms.trial import saved_stage_dir
-from algorithms.trpo import TRPOTorchLearner
+from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
@@ -81,10 +73,42 @@ MODES = ("convex", "nonconvex", "full")
 ADAPTER_KEYS = ("lora_A", "lora_B", "lora_scale")
 STAGE_NAMES = ("pretrain", "lora_convex", "lora_nonconvex", "full")
 STAGE_MODE = {"lora_convex": "convex", "lora_nonconvex": "nonconvex", "full": "full"}
-BASE_ALGORITHMS = ("PPO", "A2C", "TRPO")
-LORA_DEFAULTS: dict[str, Any] = {"rank": 4, "alpha": 4.0, "layers": ["*"], "algorithm": "PPO", "pretrained": None}
-DEFAULT_SHARES = {"pretrain": 0.5, "lora_convex": 0.25, "lora_nonconvex": 0.25, "full": 0.0}
-DEFAULT_SHARES_PRETRAINED = {"lora_convex": 0.5, "lora_nonconvex": 0.5, "full": 0.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoRASettings(CommonSettings):
+    """LoRA_staged's ``algo_hparams`` (all optional): LoRA (Hu et al. 2021, "LoRA: Low-Rank
+    Adaptation of Large Language Models"), its convex stage LoRA-FA (Zhang et al. 2023).
+
+    pretrained: a TrialRunner.save() dir, an RLlib algorithm checkpoint, or a
+        module_state.pkl; absolute, readable wherever the trial runs. Without it a
+        ``pretrain`` stage trains the plain module from scratch on the same env.
+    stages: stage name -> budget share; a stage with share 0 or left out does not
+        run. Default: DEFAULT_SHARES, or DEFAULT_SHARES_PRETRAINED with ``pretrained``.
+    rank, alpha: the adapters' rank r and scale s = alpha / r.
+    layers: fnmatch patterns over module paths, e.g. ["pi_*"] for the actor only.
+    algorithm: the RL algorithm of every stage: PPO | A2C | TRPO.
+    PPO, A2C, TRPO: that algorithm's own algo_hparams (its settings class's keys).
+    """
+
+    NAME: ClassVar[str] = "LoRA_staged"
+    DEFAULT_SHARES: ClassVar[Mapping[str, float]] = {"pretrain": 0.5, "lora_convex": 0.25, "lora_nonconvex": 0.25, "full": 0.0}
+    DEFAULT_SHARES_PRETRAINED: ClassVar[Mapping[str, float]] = {"lora_convex": 0.5, "lora_nonconvex": 0.5, "full": 0.0}
+
+    pretrained: str | None = None
+    stages: Mapping[str, float] | None = None
+    rank: int = 4
+    alpha: float = 4.0
+    layers: Sequence[str] | str = ("*",)
+    algorithm: str = "PPO"
+    PPO: Mapping[str, Any] | None = field(default_factory=dict)
+    A2C: Mapping[str, Any] | None = field(default_factory=dict)
+    TRPO: Mapping[str, Any] | None = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.algorithm not in BASE_ALGORITHMS:
+            raise choices_error("LoRA_staged algorithm", self.algorithm, tuple(BASE_ALGORITHMS))
 
 
 # ---- the adapter ----------------------------------------------------------------------------
@@ -282,19 +306,24 @@ class TrainableOnlyMixin:
         return {name: [p for p in params if p.requires_grad] for name, params in groups.items()}
 
 
-class LoRAPPOLearner(TrainableOnlyMixin, PPOTorchLearner):
+class LoRAPPOLearner(TrainableOnlyMixin, ppo.PPOTorchLearner):
     """PPO learner of the LoRA stages."""
 
 
-class LoRAA2CLearner(TrainableOnlyMixin, A2CTorchLearner):
+class LoRAA2CLearner(TrainableOnlyMixin, a2c.A2CTorchLearner):
     """A2C learner of the LoRA stages."""
 
 
-class LoRATRPOLearner(TrainableOnlyMixin, TRPOTorchLearner):
+class LoRATRPOLearner(TrainableOnlyMixin, trpo.TRPOTorchLearner):
     """TRPO learner of the LoRA stages (its actor step already skips frozen parameters)."""
 
 
-LORA_LEARNERS = {"PPO": LoRAPPOLearner, "A2C": LoRAA2CLearner, "TRPO": LoRATRPOLearner}
+# The algorithms a LoRA stage may run: name -> (settings class, config builder, LoRA learner).
+BASE_ALGORITHMS: dict[str, tuple[type[CommonSettings], Any, type]] = {
+    "PPO": (ppo.PPOSettings, ppo.algorithm_config, LoRAPPOLearner),
+    "A2C": (a2c.A2CSettings, a2c.algorithm_config, LoRAA2CLearner),
+    "TRPO": (trpo.TRPOSettings, trpo.algorithm_config, LoRATRPOLearner),
+}
 
 
 # ---- stage hand-over --------------------------------------------------------------------------
@@ -325,11 +354,10 @@ def lora_transfer(source: "Algorithm", target: "Algorithm") -> list[str]:
 # ---- stages -----------------------------------------------------------------------------------
 
 
-def _shares(hparams: dict, pretrained: bool) -> list[tuple[str, float]]:
-    given = hparams.get("stages")
-    shares = dict(DEFAULT_SHARES_PRETRAINED if pretrained else DEFAULT_SHARES)
+def _shares(given: Mapping[str, float] | None, pretrained: bool) -> list[tuple[str, float]]:
+    shares = dict(LoRASettings.DEFAULT_SHARES_PRETRAINED if pretrained else LoRASettings.DEFAULT_SHARES)
     if given is not None:
-        if not isinstance(given, dict):
+        if not isinstance(given, Mapping):
             raise UserInputError(f"LoRA_staged 'stages' must map stage names to budget shares, got {given!r}")
         for name in given:
             if name not in STAGE_NAMES:
@@ -347,28 +375,24 @@ def _shares(hparams: dict, pretrained: bool) -> list[tuple[str, float]]:
     return plan
 
 
-def lora_stages(trial: "TrialConfig") -> list[Stage]:
+def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
     """The trial's stages (see the module docstring)."""
-    hparams = dict(trial.algo_hparams)
-    h = {**LORA_DEFAULTS, **{k: v for k, v in hparams.items() if k in LORA_DEFAULTS}}
-    algorithm = h["algorithm"]
-    if algorithm not in BASE_ALGORITHMS:
-        raise choices_error("LoRA_staged algorithm", algorithm, BASE_ALGORITHMS)
-    pretrained = os.path.abspath(h["pretrained"]) if h["pretrained"] else None
+    h = LoRASettings.from_dict(hparams, task=trial.task)
+    pretrained = os.path.abspath(h.pretrained) if h.pretrained else None
     if pretrained is not None:
         read_pretrained(pretrained)  # fail now, in the driver, on a bad path
-    layers = [h["layers"]] if isinstance(h["layers"], str) else list(h["layers"])
-    own = hparams.get(algorithm) or {}
-    stage_hparams = {**{k: v for k, v in hparams.items() if k in COMMON_HPARAMS}, **own}
+    layers = [h.layers] if isinstance(h.layers, str) else list(h.layers)
+    settings_class, algorithm_config, lora_learner = BASE_ALGORITHMS[h.algorithm]
+    own = {**h.common(), **(getattr(h, h.algorithm) or {})}
     stages: list[Stage] = []
-    for i, (name, share) in enumerate(_shares(hparams, pretrained is not None)):
-        config = build_algorithm_config(trial, algorithm, stage_hparams=dict(stage_hparams))
+    for i, (name, share) in enumerate(_shares(h.stages, pretrained is not None)):
+        config = algorithm_config(trial, settings_class.from_dict(own, task=trial.task))
         if name != "pretrain":
             spec = config.rl_module_spec
             lora = {
                 "mode": STAGE_MODE[name],
-                "rank": int(h["rank"]),
-                "alpha": float(h["alpha"]),
+                "rank": h.rank,
+                "alpha": h.alpha,
                 "layers": layers,
                 "seed": int(trial.seed),
                 # Only the first stage starts from the checkpoint; later ones from the previous stage.
@@ -379,6 +403,6 @@ def lora_stages(trial: "TrialConfig") -> list[Stage]:
                     module_class=LORA_MODULES[spec.module_class], model_config={**spec.model_config, "lora": lora}
                 )
             )
-            config.learners(learner_class=LORA_LEARNERS[algorithm])
+            config.learners(learner_class=lora_learner)
         stages.append(Stage(name, config, share, transfer=lora_transfer if i > 0 else None))
     return stages

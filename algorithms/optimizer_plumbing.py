@@ -20,7 +20,7 @@ shared ones.
 Learning rates: optimizers are registered with ``lr_or_lr_schedule=None``, so
 RLlib's ``config.lr`` never overwrites them; ``lr`` / ``lr_min`` / ``lr_max``
 from the trial reach the optimizer as given. ASGD param groups have no ``lr``
-key, so ``_get_optimizer_lr`` reports ``lr_max`` there.
+key, so RLlib's lr logging reports ``lr_max`` there (algorithms.rllib_private).
 
 Logged per update, per module (in ``result["learners"][module_id]``):
 ``frac_lr_max`` and ``lr_mean`` (optim.active_lr_stats averaged over every
@@ -39,6 +39,8 @@ from ray.rllib.utils.typing import ModuleID
 
 from envs.errors import UserInputError, choices_error
 from optim import OPTIMIZER_NAMES, active_lr_stats, make_optimizer
+
+from algorithms.rllib_private import OptimizerLrMixin
 
 OPTIMIZER_KEY = "optimizer"
 HPARAMS_KEY = "optimizer_hparams"
@@ -59,7 +61,7 @@ def optimizer_settings(name: str, hparams: dict[str, Any], by_group: dict[str, d
     return {OPTIMIZER_KEY: name, HPARAMS_KEY: dict(hparams), GROUP_HPARAMS_KEY: dict(by_group or {})}
 
 
-class OptimizerPlumbingMixin:
+class OptimizerPlumbingMixin(OptimizerLrMixin):
     """Learner mixin: builds optimizers from ``learner_config_dict`` and logs active lr stats.
 
     Put it first in the bases so its methods override the RLlib learner's.
@@ -88,34 +90,28 @@ class OptimizerPlumbingMixin:
 
     # ---- learning-rate bookkeeping --------------------------------------------------------
 
-    @staticmethod
-    def _get_optimizer_lr(optimizer: torch.optim.Optimizer) -> float:
-        group = optimizer.param_groups[0]
-        return float(group["lr"] if "lr" in group else group["lr_max"])
-
     def apply_gradients(self, gradients_dict: Any) -> None:
         super().apply_gradients(gradients_dict)
         sums = self.__dict__.setdefault("_lr_stat_sums", {})
-        for full_name, optimizer in self._named_optimizers.items():
-            stats = active_lr_stats(optimizer)
-            if full_name not in sums:
-                numel = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
-                sums[full_name] = [0.0, 0.0, 0, numel]
-            acc = sums[full_name]
-            acc[0] += stats["frac_lr_max"]
-            acc[1] += stats["lr_mean"]
-            acc[2] += 1
+        for module_id in self.module.keys():
+            for name, optimizer in self.get_optimizers_for_module(module_id):
+                stats = active_lr_stats(optimizer)
+                if (module_id, name) not in sums:
+                    numel = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+                    sums[module_id, name] = [0.0, 0.0, 0, numel]
+                acc = sums[module_id, name]
+                acc[0] += stats["frac_lr_max"]
+                acc[1] += stats["lr_mean"]
+                acc[2] += 1
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
         sums = self.__dict__.pop("_lr_stat_sums", {})
         per_module: dict[str, list[tuple[float, float, int]]] = {}
-        for full_name, (frac_sum, lr_sum, steps, numel) in sums.items():
-            module_id = self._optimizer_name_to_module[full_name]
-            short = full_name[len(module_id) + 1 :]
+        for (module_id, name), (frac_sum, lr_sum, steps, numel) in sums.items():
             frac, lr = frac_sum / steps, lr_sum / steps
-            self.metrics.log_value((module_id, f"{short}_frac_lr_max"), frac, window=1)
-            self.metrics.log_value((module_id, f"{short}_lr_mean"), lr, window=1)
+            self.metrics.log_value((module_id, f"{name}_frac_lr_max"), frac, window=1)
+            self.metrics.log_value((module_id, f"{name}_lr_mean"), lr, window=1)
             per_module.setdefault(module_id, []).append((frac, lr, numel))
         for module_id, rows in per_module.items():
             total = sum(n for *_, n in rows)

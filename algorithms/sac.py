@@ -14,22 +14,14 @@ what our modules need for it:
   policy, alpha) are the trial's, from the optimizer plumbing; per-group settings
   go in ``algo_hparams["optimizer_hparams_by_group"]``.
 
-Settings (``algo_hparams``), named as SB3 names them, with the seed's values as
-defaults: learning rate from the trial's optimizer (seed: 3e-4), buffer_size 1e6
-(``replay_buffer_config.capacity``; a uniform ``EpisodeReplayBuffer`` as SB3's,
-which only grows as far as the trial's env steps, so the large default costs no
-memory on small budgets), batch_size 256, tau 0.005, train_freq 1 and
-gradient_steps 1 (one gradient step per environment transition:
-``training_intensity = batch_size * gradient_steps / train_freq``, whatever the
-number of vectorised envs), ent_coef "auto" (alpha learned from 1.0; "auto_0.1"
-starts it at 0.1) with RLlib's "auto" target entropy (-1 for a Discrete space,
-as SB3's -dim(A)), learning_starts 100, gamma 0.99, target_update_interval 1.
-``steps_per_iteration`` (default 256) is the env steps one ``train()`` samples.
+Settings: :class:`SACSettings` (named as SB3 names them, the seed's values as defaults).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from ray.rllib.algorithms.sac import SACConfig
@@ -45,10 +37,99 @@ from ray.rllib.algorithms.sac.sac_learner import (
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner as RLlibSACTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.typing import ModuleID
 
+from envs.errors import UserInputError
+
+from algorithms.common import Stage, apply_common
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from algorithms.trial import TrialConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class SACSettings(CommonSettings):
+    """SAC's ``algo_hparams`` (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and
+    Applications"; discrete actions: Christodoulou 2019, "Soft Actor-Critic for Discrete
+    Action Settings"), named as SB3 names them, with the seed's SB3 values as defaults.
+
+    The learning rate is the trial's optimizer's (the seed's: 3e-4).
+
+    buffer_size: replay capacity in transitions (RLlib: replay_buffer_config.capacity),
+        a uniform EpisodeReplayBuffer as SB3's; it only grows as far as the trial's env
+        steps, so the large default costs no memory on small budgets.
+    batch_size: transitions per gradient step (RLlib: train_batch_size_per_learner).
+    tau: Polyak coefficient of the target networks.
+    train_freq, gradient_steps: gradient_steps gradient steps every train_freq env
+        steps, whatever the number of vectorised envs (RLlib: training_intensity =
+        batch_size * gradient_steps / train_freq).
+    ent_coef: "auto" (alpha learned, starting at 1.0) or "auto_<alpha0>" (learned,
+        starting at alpha0); a fixed alpha is not supported (RLlib: initial_alpha).
+    target_entropy: "auto" is RLlib's -1 for a Discrete space, as SB3's -dim(A).
+    learning_starts: env steps sampled before the first gradient step
+        (RLlib: num_steps_sampled_before_learning_starts).
+    gamma: discount (0 for the predict task unless given).
+    target_update_interval: target update every this many gradient steps.
+    grad_clip: gradient-norm clip (SB3: none).
+    steps_per_iteration: env steps one ``train()`` samples (ours; RLlib's
+        min_sample_timesteps_per_iteration).
+    store_buffer_in_checkpoints: whether checkpoints hold the replay buffer.
+    """
+
+    NAME: ClassVar[str] = "SAC"
+
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+    ent_coef: str = "auto"
+    target_entropy: str | float = "auto"
+    learning_starts: int = 100
+    gamma: float = 0.99
+    target_update_interval: int = 1
+    grad_clip: float | None = None
+    steps_per_iteration: int = 256
+    store_buffer_in_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        ent = self.ent_coef
+        if not (isinstance(ent, str) and (ent == "auto" or ent.startswith("auto_"))):
+            raise UserInputError(f"SAC ent_coef must be 'auto' or 'auto_<initial alpha>' (alpha is always learned), got {ent!r}")
+        super().__post_init__()
+        if self.train_freq < 1 or self.gradient_steps < 1:
+            raise UserInputError("SAC train_freq and gradient_steps must be positive integers")
+
+    def apply_to(self, config: SACConfig) -> SACConfig:
+        """These settings on an RLlib SACConfig (its env runners' vectorisation already set)."""
+        initial_alpha = float(self.ent_coef[len("auto_") :]) if self.ent_coef.startswith("auto_") else 1.0
+        return config.training(
+            train_batch_size_per_learner=self.batch_size,
+            gamma=self.gamma,
+            tau=self.tau,
+            twin_q=True,
+            initial_alpha=initial_alpha,
+            target_entropy=self.target_entropy,
+            n_step=1,
+            replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": self.buffer_size},
+            store_buffer_in_checkpoints=self.store_buffer_in_checkpoints,
+            training_intensity=self.batch_size * self.gradient_steps / self.train_freq,
+            num_steps_sampled_before_learning_starts=self.learning_starts,
+            # SB3 counts target updates in gradient steps, RLlib in sampled env steps since the
+            # last update (0: after every gradient step).
+            target_network_update_freq=0
+            if self.target_update_interval <= 1
+            else self.target_update_interval * self.train_freq // self.gradient_steps,
+            grad_clip=self.grad_clip,
+        ).reporting(
+            min_time_s_per_iteration=0,
+            min_sample_timesteps_per_iteration=max(self.steps_per_iteration, int(config.num_envs_per_env_runner)),
+        ).env_runners(rollout_fragment_length=1)
+
 
 class SACModuleMixin:
     """SAC-discrete forward pass over a CellFateModule built with ``q_heads=2``."""
@@ -93,36 +174,14 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
         self.register_plumbed_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
 
 
-def sac_training(config: SACConfig, h: dict[str, Any], num_envs: int) -> SACConfig:
-    """Map SB3-named settings `h` onto an RLlib SACConfig (see the module docstring)."""
-    from envs.errors import UserInputError
+def algorithm_config(trial: "TrialConfig", settings: SACSettings) -> SACConfig:
+    """SAC-discrete for a trial: our module with twin Q-heads, all four optimizers plumbed."""
+    algo = apply_common(SACConfig(), trial, settings, SACTorchLearner, module_overrides={"q_heads": 2})
+    spec = algo.rl_module_spec
+    algo.rl_module(rl_module_spec=RLModuleSpec(module_class=SAC_MODULES[spec.module_class], model_config=spec.model_config))
+    return settings.apply_to(algo)
 
-    ent = h["ent_coef"]
-    if not (isinstance(ent, str) and (ent == "auto" or ent.startswith("auto_"))):
-        raise UserInputError(f"SAC ent_coef must be 'auto' or 'auto_<initial alpha>' (alpha is always learned), got {ent!r}")
-    initial_alpha = float(ent[len("auto_") :]) if ent.startswith("auto_") else 1.0
-    batch_size = int(h["batch_size"])
-    if int(h["train_freq"]) < 1 or int(h["gradient_steps"]) < 1:
-        raise UserInputError("SAC train_freq and gradient_steps must be positive integers")
-    return config.training(
-        train_batch_size_per_learner=batch_size,
-        gamma=float(h["gamma"]),
-        tau=float(h["tau"]),
-        twin_q=True,
-        initial_alpha=initial_alpha,
-        target_entropy=h["target_entropy"],
-        n_step=1,
-        replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": int(h["buffer_size"])},
-        store_buffer_in_checkpoints=bool(h["store_buffer_in_checkpoints"]),
-        training_intensity=batch_size * int(h["gradient_steps"]) / int(h["train_freq"]),
-        num_steps_sampled_before_learning_starts=int(h["learning_starts"]),
-        # SB3 counts target updates in gradient steps, RLlib in sampled env steps since the
-        # last update (0: after every gradient step).
-        target_network_update_freq=0
-        if int(h["target_update_interval"]) <= 1
-        else int(h["target_update_interval"]) * int(h["train_freq"]) // int(h["gradient_steps"]),
-        grad_clip=h["grad_clip"],
-    ).reporting(
-        min_time_s_per_iteration=0,
-        min_sample_timesteps_per_iteration=max(int(h["steps_per_iteration"]), num_envs),
-    ).env_runners(rollout_fragment_length=1)
+
+def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+    """SAC as the registry runs it: one stage."""
+    return [Stage("SAC", algorithm_config(trial, SACSettings.from_dict(hparams, task=trial.task)))]

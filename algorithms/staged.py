@@ -9,17 +9,10 @@ Why: TRPO's trust-region steps are conservative and monotone, a safe way to get
 out of the initial policy; PPO's many cheap minibatch epochs then exploit. The
 seed ran TRPO for 1,000 of 100,000 steps, hence the default first share of 1%.
 
-``algo_hparams`` (all optional)::
-
-    stages: [["TRPO", 0.01], ["PPO", 0.99]]   # order and budget shares (sum to 1)
-    first_stage_share: 0.01                   # shorthand when the order is the default
-    TRPO: {...}, PPO: {...}                   # each stage's own algo_hparams
-
-plus the registry's common keys (torch_threads, num_envs_per_env_runner, ...),
-which every stage receives. Unless a stage's ``train_batch_size`` is given, a
-stage whose share is smaller than its default batch samples its whole share in
-one iteration (at least 64 steps), so a 1% stage is not rounded up to a full
-1024-step TRPO batch.
+Settings: :class:`StagedSettings`. Unless a stage's ``train_batch_size`` is given,
+a stage whose share is smaller than its algorithm's default batch samples its whole
+share in one iteration (at least MIN_STAGE_BATCH steps), so a 1% stage is not
+rounded up to a full TRPO batch.
 
 Moving weights: RLlib's ``set_state`` loads with strict=False and ignores unknown
 keys silently, so :func:`transfer_weights` asserts that both modules have the
@@ -29,37 +22,66 @@ afterwards, in the learner and in the local env runner.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
 
-from algorithms.ppo import PPO_DEFAULTS
-from algorithms.registry import (
-    COMMON_HPARAMS,
-    Stage,
-    as_array,
-    build_algorithm_config,
-    copy_module_weights,
-    learner_module,
-)
-from algorithms.zoo import A2C_DEFAULTS, TRPO_DEFAULTS
+from algorithms import a2c, ppo, trpo
+from algorithms.common import Stage, as_array, copy_module_weights, learner_module
+from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
 
     from algorithms.trial import TrialConfig
 
-STAGE_ALGORITHMS = ("TRPO", "PPO", "A2C")
-DEFAULT_ORDER = {"TRPO_to_PPO": ("TRPO", "PPO"), "PPO_to_TRPO": ("PPO", "TRPO")}
-DEFAULT_FIRST_SHARE = 0.01
-DEFAULT_BATCH = {
-    "TRPO": TRPO_DEFAULTS["train_batch_size"],
-    "PPO": PPO_DEFAULTS["train_batch_size"],
-    "A2C": A2C_DEFAULTS["train_batch_size"],
+# The single-stage algorithms a stage may run: name -> (settings class, config builder).
+STAGE_ALGORITHMS: dict[str, tuple[type[CommonSettings], Any]] = {
+    "TRPO": (trpo.TRPOSettings, trpo.algorithm_config),
+    "PPO": (ppo.PPOSettings, ppo.algorithm_config),
+    "A2C": (a2c.A2CSettings, a2c.algorithm_config),
 }
+DEFAULT_ORDER = {"TRPO_to_PPO": ("TRPO", "PPO"), "PPO_to_TRPO": ("PPO", "TRPO")}
 MIN_STAGE_BATCH = 64
+# A stage cut down to a small batch also gets minibatches (PPO) of at most this many rows.
+SMALL_STAGE_MINIBATCH = 128
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedSettings(CommonSettings):
+    """TRPO_to_PPO's and PPO_to_TRPO's ``algo_hparams`` (all optional): TRPO (Schulman et
+    al. 2015) then PPO (Schulman et al. 2017), or the reverse, in one trial.
+
+    stages: the order and budget shares, e.g. ``[["TRPO", 0.01], ["PPO", 0.99]]``
+        (at least two stages of TRPO, PPO or A2C; shares sum to 1).
+    first_stage_share: shorthand for the default order: the first algorithm's share
+        (the seed ran TRPO for 1,000 of 100,000 steps). Not together with ``stages``.
+    TRPO, PPO, A2C: each stage algorithm's own algo_hparams (its settings class's keys).
+
+    The common keys (torch_threads, num_envs_per_env_runner, ...) reach every stage.
+    """
+
+    NAME: ClassVar[str] = "TRPO_to_PPO / PPO_to_TRPO"
+
+    stages: Sequence[Any] | None = None
+    first_stage_share: float = 0.01
+    TRPO: Mapping[str, Any] | None = field(default_factory=dict)
+    PPO: Mapping[str, Any] | None = field(default_factory=dict)
+    A2C: Mapping[str, Any] | None = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None = None, *, task: str = "steer", name: str | None = None) -> "StagedSettings":
+        values = dict(values or {})
+        if "stages" in values and "first_stage_share" in values:
+            raise UserInputError(f"{name or cls.NAME}: give either 'stages' or 'first_stage_share', not both")
+        for algo in STAGE_ALGORITHMS:
+            if not isinstance(values.get(algo) or {}, Mapping):
+                raise UserInputError(f"{name or cls.NAME}: hyperparameters of stage {algo} must be a mapping")
+        return super().from_dict(values, task=task, name=name)
 
 
 def transfer_weights(source: "Algorithm", target: "Algorithm") -> list[str]:
@@ -92,49 +114,55 @@ def _equal(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def stage_plan(name: str, hparams: dict) -> list[tuple[str, float]]:
+def stage_plan(name: str, hparams: Mapping[str, Any] | StagedSettings) -> list[tuple[str, float]]:
     """[(algorithm, budget share), ...] from ``stages`` / ``first_stage_share``."""
-    if "stages" in hparams and "first_stage_share" in hparams:
-        raise UserInputError(f"{name}: give either 'stages' or 'first_stage_share', not both")
-    if "stages" in hparams:
+    settings = hparams if isinstance(hparams, StagedSettings) else StagedSettings.from_dict(hparams, name=name)
+    if settings.stages is not None:
         plan = []
-        for item in hparams["stages"]:
+        for item in settings.stages:
             if not isinstance(item, (list, tuple)) or len(item) != 2:
                 raise UserInputError(f"{name}: each stage is [algorithm, share], got {item!r}")
             algo, share = item
             if algo not in STAGE_ALGORITHMS:
-                raise choices_error(f"{name} stage algorithm", algo, STAGE_ALGORITHMS)
+                raise choices_error(f"{name} stage algorithm", algo, tuple(STAGE_ALGORITHMS))
             plan.append((str(algo), float(share)))
         if len(plan) < 2:
             raise UserInputError(f"{name}: 'stages' needs at least two stages, got {len(plan)}")
         return plan
-    share = float(hparams.get("first_stage_share", DEFAULT_FIRST_SHARE))
+    share = settings.first_stage_share
     if not 0.0 < share < 1.0:
         raise UserInputError(f"{name}: first_stage_share must be in (0, 1), got {share}")
     first, second = DEFAULT_ORDER[name]
     return [(first, share), (second, 1.0 - share)]
 
 
-def _stage_hparams(trial: "TrialConfig", algo: str, share: float, hparams: dict) -> dict:
-    own = dict(hparams.get(algo) or {})
-    if not isinstance(own, dict):
-        raise UserInputError(f"{trial.algorithm}: hyperparameters of stage {algo} must be a mapping")
-    common = {k: v for k, v in hparams.items() if k in COMMON_HPARAMS}
+def stage_config(trial: "TrialConfig", algo: str, share: float, settings: StagedSettings) -> Any:
+    """The RLlib config of one stage: its algorithm's own settings plus the common ones."""
+    settings_class, algorithm_config = STAGE_ALGORITHMS[algo]
+    own = dict(getattr(settings, algo) or {})
     if "train_batch_size" not in own:
         budget = max(MIN_STAGE_BATCH, int(round(share * trial.env_steps)))
-        own["train_batch_size"] = min(DEFAULT_BATCH[algo], budget)
+        own["train_batch_size"] = min(settings_class().train_batch_size, budget)
         if algo == "PPO":
-            own.setdefault("minibatch_size", min(128, own["train_batch_size"]))
+            own.setdefault("minibatch_size", min(SMALL_STAGE_MINIBATCH, own["train_batch_size"]))
         if algo == "TRPO":
-            own.setdefault("batch_size", min(128, own["train_batch_size"]))
-    return {**common, **own}
+            own.setdefault("batch_size", min(trpo.TRPOSettings().batch_size, own["train_batch_size"]))
+    own = {**settings.common(), **own}
+    return algorithm_config(trial, settings_class.from_dict(own, task=trial.task))
 
 
-def staged_stages(trial: "TrialConfig") -> list[Stage]:
-    """The stages of trial.algorithm (TRPO_to_PPO or PPO_to_TRPO), weights carried forward."""
-    hparams = dict(trial.algo_hparams)
-    stages = []
-    for i, (algo, share) in enumerate(stage_plan(trial.algorithm, hparams)):
-        config = build_algorithm_config(trial, algo, stage_hparams=_stage_hparams(trial, algo, share, hparams))
-        stages.append(Stage(algo, config, share, transfer=transfer_weights if i > 0 else None))
-    return stages
+def build(trial: "TrialConfig", hparams: Mapping[str, Any], name: str) -> list[Stage]:
+    """The stages of `name` (TRPO_to_PPO or PPO_to_TRPO), weights carried forward."""
+    settings = StagedSettings.from_dict(hparams, task=trial.task, name=name)
+    return [
+        Stage(algo, stage_config(trial, algo, share, settings), share, transfer=transfer_weights if i > 0 else None)
+        for i, (algo, share) in enumerate(stage_plan(name, settings))
+    ]
+
+
+def build_trpo_to_ppo(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+    return build(trial, hparams, "TRPO_to_PPO")
+
+
+def build_ppo_to_trpo(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+    return build(trial, hparams, "PPO_to_TRPO")

@@ -6,7 +6,7 @@ hidden here (see algorithms.registry.Stage).
 
 Threads: a trial samples and learns in its own process by default
 (``num_env_runners=0``, one local learner), and torch uses
-``algo_hparams["torch_threads"]`` threads there (default 1), so N trials fill
+``algo_hparams["torch_threads"]`` threads there (algorithms.settings.CommonSettings), so N trials fill
 N cores without oversubscription; remote env runners get Ray's default of one
 OMP thread per 1-CPU actor.
 """
@@ -22,23 +22,12 @@ from typing import Any
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+from algorithms.common import STATE_FILE, Stage, env_config, learner_module, saved_stage_dir, stage_dir
 from algorithms.evaluation import evaluate_module
-from algorithms.registry import COMMON_DEFAULTS, Stage, algorithm_stages, env_config
+from algorithms.registry import algorithm_stages
+from algorithms.settings import CommonSettings, common_part
 
-STATE_FILE = "trial_runner.json"
-
-
-def stage_dir(path: str, stage_index: int) -> str:
-    """Where TrialRunner.save puts the algorithm checkpoint of stage `stage_index`."""
-    return os.path.abspath(os.path.join(path, f"stage_{stage_index}"))
-
-
-def saved_stage_dir(path: str) -> str | None:
-    """The current stage's checkpoint inside a TrialRunner.save directory; None for any other path."""
-    if not (os.path.isdir(path) and os.path.exists(os.path.join(path, STATE_FILE))):
-        return None
-    with open(os.path.join(path, STATE_FILE)) as fh:
-        return stage_dir(path, int(json.load(fh)["stage_index"]))
+__all__ = ["STATE_FILE", "TrialConfig", "TrialRunner", "saved_stage_dir", "stage_dir"]
 
 
 @dataclass
@@ -81,7 +70,7 @@ class TrialRunner:
 
     def __init__(self, config: TrialConfig):
         self.config = config
-        torch.set_num_threads(int(config.algo_hparams.get("torch_threads", COMMON_DEFAULTS["torch_threads"])))
+        torch.set_num_threads(CommonSettings.from_dict(common_part(config.algo_hparams)).torch_threads)
         self.stages: list[Stage] = algorithm_stages(config)
         self._env_config = env_config(config)
         fractions = [s.budget_fraction for s in self.stages]
@@ -151,7 +140,7 @@ class TrialRunner:
 
     def module(self) -> Any:
         """The trained module of the current stage (the local learner's copy)."""
-        return self.algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+        return learner_module(self.algo)
 
     def evaluate(self, n_episodes: int, seed: int) -> dict[str, Any]:
         """Greedy (argmax) policy on fresh episodes seeded seed, seed + 1, ..."""

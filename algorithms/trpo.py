@@ -12,19 +12,22 @@ sb3-contrib's TRPO (same hyperparameter names and defaults). Per train batch:
    is below the limit and the surrogate improved; otherwise the actor is left
    unchanged. These parameters are set directly, outside any torch optimizer.
 2. Critic: ``n_critic_updates`` epochs of mean-squared error on the GAE value
-   targets over shuffled minibatches of ``critic_minibatch_size`` (sb3's
-   ``batch_size``), stepped by the optimizer registered for the critic parameters.
+   targets over shuffled minibatches of ``batch_size`` (sb3's name), stepped by
+   the optimizer registered for the critic parameters.
 
 Sampling and GAE come from PPO's connectors (advantages are standardised there, as
 sb3-contrib's ``normalize_advantage=True``).
+
+Over 300 lines on purpose: the settings, the natural-gradient step and the learner
+are one algorithm, read top to bottom in one file (as sb3-contrib's trpo.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,64 +36,102 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
-from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID
 
+from envs.errors import UserInputError
+
 from algorithms.a2c import WholeBatchConfig, masked_mean_fn
+from algorithms.common import Stage, apply_common
 from algorithms.conjugate_gradient import assign_flat, conjugate_gradient, flatten
-from algorithms.optimizer_plumbing import OptimizerPlumbingMixin, optimizer_settings
+from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.rllib_private import OwnUpdateMixin
+from algorithms.settings import CommonSettings, key
+
+if TYPE_CHECKING:
+    from algorithms.trial import TrialConfig
 
 CRITIC_OPTIMIZER = "critic"
-TRPO_HPARAMS = (
-    "target_kl",
-    "cg_max_steps",
-    "cg_damping",
-    "line_search_shrinking_factor",
-    "line_search_max_iter",
-    "n_critic_updates",
-    "critic_minibatch_size",
-)
+# The learner reads its TRPOSettings from learner_config_dict[SETTINGS_KEY].
+SETTINGS_KEY = "trpo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TRPOSettings(CommonSettings):
+    """TRPO's ``algo_hparams`` (Schulman et al. 2015, "Trust Region Policy Optimization"):
+    sb3-contrib's names and defaults, except the batch.
+
+    train_batch_size: env steps per update, from all envs together; matched to PPO's
+        (sb3-contrib: n_steps=2048 per env).
+    gamma: discount (0 for the predict task unless given).
+    lambda: GAE lambda (sb3: gae_lambda).
+    target_kl: the trust region, the bound on the mean KL(pi_new || pi_old) of a step
+        (also accepted as max_kl).
+    cg_max_steps: conjugate-gradient iterations for the search direction.
+    cg_damping: added to the Fisher matrix's diagonal, ``(F + cg_damping I) x = g``.
+    line_search_shrinking_factor: the step is shrunk by this factor until accepted.
+    line_search_max_iter: shrinks before the step is rejected (actor left unchanged).
+    n_critic_updates: epochs of value regression per batch.
+    batch_size: the critic's minibatch (sb3's name; not the train batch).
+    grad_clip: global gradient-norm clip of the critic's steps (sb3: none).
+    """
+
+    NAME: ClassVar[str] = "TRPO"
+    ALIASES: ClassVar[Mapping[str, str]] = {"max_kl": "target_kl"}
+    # sb3-contrib's names of the settings that have one, for side-by-side runs (tournament bench cartpole).
+    SB3_NAMES: ClassVar[Mapping[str, str]] = {
+        "gamma": "gamma",
+        "lambda_": "gae_lambda",
+        "target_kl": "target_kl",
+        "cg_max_steps": "cg_max_steps",
+        "cg_damping": "cg_damping",
+        "line_search_shrinking_factor": "line_search_shrinking_factor",
+        "line_search_max_iter": "line_search_max_iter",
+        "n_critic_updates": "n_critic_updates",
+        "batch_size": "batch_size",
+    }
+
+    train_batch_size: int = 1024
+    gamma: float = 0.99
+    lambda_: float = field(default=0.95, metadata=key("lambda"))
+    target_kl: float = 0.01
+    cg_max_steps: int = 15
+    cg_damping: float = 0.1
+    line_search_shrinking_factor: float = 0.8
+    line_search_max_iter: int = 10
+    n_critic_updates: int = 10
+    batch_size: int = 128
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.line_search_shrinking_factor < 1.0:
+            raise UserInputError(f"TRPO line_search_shrinking_factor must be in (0, 1), got {self.line_search_shrinking_factor}")
+        if self.target_kl <= 0 or self.cg_max_steps < 1 or self.line_search_max_iter < 1:
+            raise UserInputError("TRPO target_kl must be > 0, cg_max_steps and line_search_max_iter >= 1")
+        if self.n_critic_updates < 0 or self.batch_size < 1:
+            raise UserInputError("TRPO n_critic_updates must be >= 0 and batch_size (the critic's minibatch) >= 1")
+
+    def apply_to(self, config: "TRPOConfig") -> "TRPOConfig":
+        """These settings on a TRPOConfig; the learner finds them in learner_config_dict."""
+        return config.training(
+            train_batch_size_per_learner=self.train_batch_size,
+            gamma=self.gamma,
+            lambda_=self.lambda_,
+            grad_clip=self.grad_clip,
+            grad_clip_by="global_norm",
+        ).learners(learner_config_dict={SETTINGS_KEY: self})
 
 
 class TRPOConfig(WholeBatchConfig):
-    """PPOConfig plus sb3-contrib's TRPO hyperparameters (and its defaults)."""
+    """PPOConfig run as TRPO; its settings are a TRPOSettings (``TRPOSettings.apply_to``)."""
 
     algorithm_name = "TRPO"
 
     def __init__(self, algo_class: type | None = None):
         super().__init__(algo_class=algo_class or TRPO)
-        self.train_batch_size = 2048
-        self.lambda_ = 0.95
-        self.target_kl = 0.01
-        self.cg_max_steps = 15
-        self.cg_damping = 0.1
-        self.line_search_shrinking_factor = 0.8
-        self.line_search_max_iter = 10
-        self.n_critic_updates = 10
-        self.critic_minibatch_size = 128
-        # The critic's optimizer; the registry replaces it with the trial's.
-        self.learner_config_dict.update(optimizer_settings("adam", {"lr": 1e-3}))
-
-    def training(self, **kwargs: Any) -> "TRPOConfig":
-        """Also accepts the TRPO_HPARAMS names (and sb3's ``batch_size`` for the critic)."""
-        if "batch_size" in kwargs:
-            kwargs["critic_minibatch_size"] = kwargs.pop("batch_size")
-        for key in TRPO_HPARAMS:
-            if key in kwargs:
-                setattr(self, key, kwargs.pop(key))
-        return super().training(**kwargs)
 
     def get_default_learner_class(self) -> type:
         return TRPOTorchLearner
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 < self.line_search_shrinking_factor < 1.0:
-            self._value_error(f"line_search_shrinking_factor must be in (0, 1), got {self.line_search_shrinking_factor}")
-        if self.target_kl <= 0 or self.cg_max_steps < 1 or self.line_search_max_iter < 1:
-            self._value_error("target_kl must be > 0, cg_max_steps and line_search_max_iter >= 1")
-        if self.n_critic_updates < 0 or self.critic_minibatch_size < 1:
-            self._value_error("n_critic_updates must be >= 0 and critic_minibatch_size >= 1")
 
 
 class TRPO(PPO):
@@ -117,11 +158,11 @@ def trpo_step(
     params: Sequence[torch.Tensor],
     evaluate: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     *,
-    target_kl: float = 0.01,
-    cg_max_steps: int = 15,
-    cg_damping: float = 0.1,
-    line_search_shrinking_factor: float = 0.8,
-    line_search_max_iter: int = 10,
+    target_kl: float = TRPOSettings.target_kl,
+    cg_max_steps: int = TRPOSettings.cg_max_steps,
+    cg_damping: float = TRPOSettings.cg_damping,
+    line_search_shrinking_factor: float = TRPOSettings.line_search_shrinking_factor,
+    line_search_max_iter: int = TRPOSettings.line_search_max_iter,
 ) -> TRPOStepResult:
     """One TRPO step on ``params`` in place.
 
@@ -186,7 +227,7 @@ def actor_critic_parameters(module: torch.nn.Module) -> tuple[list[torch.nn.Para
     return actor, critic
 
 
-class TRPOTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
+class TRPOTorchLearner(OwnUpdateMixin, OptimizerPlumbingMixin, PPOTorchLearner):
     """Replaces PPO's gradient update with the TRPO actor step and critic regression.
 
     Only the critic has a torch optimizer (the trial's, via the plumbing, named "critic").
@@ -197,20 +238,26 @@ class TRPOTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         return {CRITIC_OPTIMIZER: critic}
 
     def compute_loss_for_module(self, **kwargs: Any) -> torch.Tensor:
-        raise NotImplementedError("TRPO updates in _update; there is no single loss to backprop")
+        raise NotImplementedError("TRPO updates in own_update; there is no single loss to backprop")
 
-    @override(PPOTorchLearner)
-    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    @property
+    def trpo_settings(self) -> TRPOSettings:
+        settings = self.config.learner_config_dict.get(SETTINGS_KEY)
+        if not isinstance(settings, TRPOSettings):
+            raise ValueError("learner_config_dict has no TRPOSettings; configure with TRPOSettings.apply_to")
+        return settings
+
+    def own_update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+        settings = self.trpo_settings
         losses = {}
         for module_id, module_batch in batch.items():
             module = self.module[module_id].unwrapped()
-            config = self.config.get_config_for_module(module_id)
-            step = self._actor_step(module_id, module, module_batch, config)
-            vf_loss = self._critic_updates(module_id, module, module_batch, config)
+            step = self._actor_step(module_id, module, module_batch, settings)
+            vf_loss = self._critic_updates(module_id, module, module_batch, settings)
             losses[module_id] = torch.tensor(-step.surrogate_after + vf_loss)
         return {}, losses, {}
 
-    def _actor_step(self, module_id: ModuleID, module: Any, batch: dict[str, Any], config: TRPOConfig) -> TRPOStepResult:
+    def _actor_step(self, module_id: ModuleID, module: Any, batch: dict[str, Any], settings: TRPOSettings) -> TRPOStepResult:
         mean = masked_mean_fn(batch.get(Columns.LOSS_MASK))
         dist_cls = module.get_train_action_dist_cls()
         actions = batch[Columns.ACTIONS]
@@ -232,11 +279,11 @@ class TRPOTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         result = trpo_step(
             actor,
             evaluate,
-            target_kl=config.target_kl,
-            cg_max_steps=config.cg_max_steps,
-            cg_damping=config.cg_damping,
-            line_search_shrinking_factor=config.line_search_shrinking_factor,
-            line_search_max_iter=config.line_search_max_iter,
+            target_kl=settings.target_kl,
+            cg_max_steps=settings.cg_max_steps,
+            cg_damping=settings.cg_damping,
+            line_search_shrinking_factor=settings.line_search_shrinking_factor,
+            line_search_max_iter=settings.line_search_max_iter,
         )
         self.metrics.log_dict(
             {
@@ -251,9 +298,9 @@ class TRPOTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         )
         return result
 
-    def _critic_updates(self, module_id: ModuleID, module: Any, batch: dict[str, Any], config: TRPOConfig) -> float:
+    def _critic_updates(self, module_id: ModuleID, module: Any, batch: dict[str, Any], settings: TRPOSettings) -> float:
         mask = batch.get(Columns.LOSS_MASK)
-        valid = torch.arange(len(batch[Columns.ACTIONS]), device=self._device)
+        valid = torch.arange(len(batch[Columns.ACTIONS]), device=self.device)
         if mask is not None:
             valid = valid[mask.bool()]
         targets = batch[Postprocessing.VALUE_TARGETS]
@@ -261,8 +308,8 @@ class TRPOTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         n = len(valid)
         if n == 0:
             return 0.0
-        size = min(config.critic_minibatch_size, n)
-        for _ in range(config.n_critic_updates):
+        size = min(settings.batch_size, n)
+        for _ in range(settings.n_critic_updates):
             order = valid[torch.randperm(n, device=valid.device)]
             for start in range(0, n, size):
                 idx = order[start : start + size]
@@ -286,3 +333,13 @@ def _take(data: Any, idx: torch.Tensor) -> Any:
     if isinstance(data, dict):
         return {k: _take(v, idx) for k, v in data.items()}
     return data[idx]
+
+
+def algorithm_config(trial: "TrialConfig", settings: TRPOSettings) -> TRPOConfig:
+    """The RLlib config of a TRPO trial (or stage); the trial's optimizer trains the critic."""
+    return settings.apply_to(apply_common(TRPOConfig(), trial, settings, TRPOTorchLearner))
+
+
+def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+    """TRPO as the registry runs it: one stage."""
+    return [Stage("TRPO", algorithm_config(trial, TRPOSettings.from_dict(hparams, task=trial.task)))]

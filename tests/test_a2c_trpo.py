@@ -14,10 +14,12 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from algorithms.a2c import A2CConfig, a2c_loss
+from algorithms.common import learner_module
 from algorithms.conjugate_gradient import conjugate_gradient
+from algorithms.optimizer_plumbing import optimizer_settings
 from algorithms.registry import build_algorithm_config
 from algorithms.trial import TrialConfig, TrialRunner
-from algorithms.trpo import TRPOConfig, actor_critic_parameters, trpo_step
+from algorithms.trpo import TRPOConfig, TRPOSettings, actor_critic_parameters, trpo_step
 
 
 # ---- conjugate gradient -------------------------------------------------------------------
@@ -131,7 +133,12 @@ def test_a2c_loss_gradient_matches_hand_computation():
 
 def test_a2c_learner_loss_gradient_matches_hand_computation():
     """Through the learner: right columns, right signs, masked rows give no gradient."""
-    config = A2CConfig().environment("CartPole-v1").training(entropy_coeff=0.1, vf_loss_coeff=0.5)
+    config = (
+        A2CConfig()
+        .environment("CartPole-v1")
+        .training(entropy_coeff=0.1, vf_loss_coeff=0.5)
+        .learners(learner_config_dict=optimizer_settings("adam", {"lr": 7e-4}))
+    )
     learner = config.build_learner(env=gym.make("CartPole-v1"))
     obs = torch.zeros(3, 4)
     actions = torch.tensor([0, 1, 1])
@@ -157,17 +164,18 @@ def test_a2c_learner_loss_gradient_matches_hand_computation():
 
 
 def test_trpo_learner_on_cartpole_moves_actor_within_trust_region(ray_session):
+    settings = TRPOSettings(train_batch_size=256, target_kl=0.005, n_critic_updates=2)
     config = (
-        TRPOConfig()
+        settings.apply_to(TRPOConfig())
         .environment("CartPole-v1")
         .env_runners(num_env_runners=0)
-        .training(train_batch_size=256, target_kl=0.005, n_critic_updates=2)
         .rl_module(model_config={"fcnet_hiddens": [32, 32]})
+        .learners(learner_config_dict=optimizer_settings("adam", {"lr": 1e-3}))
         .debugging(seed=0)
     )
     algo = config.build_algo()
     try:
-        module = algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+        module = learner_module(algo)
         actor, critic = actor_critic_parameters(module)
         assert actor and critic and not ({id(p) for p in actor} & {id(p) for p in critic})
         before_actor = [p.detach().clone() for p in actor]

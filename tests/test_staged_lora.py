@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from algorithms.common import learner_module, local_learner
 from algorithms.registry import algorithm_stages
 from algorithms.staged import stage_plan, transfer_weights
 from algorithms.trial import TrialConfig, TrialRunner
@@ -24,7 +25,7 @@ def staged_trial(algorithm: str = "TRPO_to_PPO", module: str = "mlp", **hparams)
 
 
 def module_state(algo) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(v).clone() for k, v in algo.learner_group._learner.module["default_policy"].get_state().items()}
+    return {k: torch.as_tensor(v).clone() for k, v in learner_module(algo).get_state().items()}
 
 
 # ---- TRPO_to_PPO / PPO_to_TRPO --------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_each_lora_stage_trains_only_its_parameters(pretrained_gnn):
         # Record each stage's parameters as they are right after the hand-over.
         def recording(source, target, transfer=stage.transfer):
             transfer(source, target)
-            handed_over["state"] = _snapshot(target.learner_group._learner.module["default_policy"])
+            handed_over["state"] = _snapshot(learner_module(target))
 
         stage.transfer = recording
     try:
@@ -238,7 +239,7 @@ def test_each_lora_stage_trains_only_its_parameters(pretrained_gnn):
             stage = result["stage"]
             seen.add(stage)
             module = runner.module()
-            registered = {id(p) for opt in runner.algo.learner_group._learner._named_optimizers.values()
+            registered = {id(p) for _, opt in local_learner(runner.algo).get_optimizers_for_module("default_policy")
                           for g in opt.param_groups for p in g["params"]}
             assert registered == {id(p) for n, p in module.named_parameters() if n in trainable}
             leaves = {n.rsplit(".", 1)[-1] for n in trainable}
@@ -270,9 +271,9 @@ def test_pretrain_stage_and_hand_overs_keep_the_policy():
         for i, stage in enumerate(stages):
             algo = stage.config.build_algo()
             algos.append(algo)
-            module = algo.learner_group._learner.module["default_policy"]
+            module = learner_module(algo)
             if previous is not None:
-                prev_module = previous.learner_group._learner.module["default_policy"]
+                prev_module = learner_module(previous)
                 stage.transfer(previous, algo)
                 torch.testing.assert_close(_outputs(module, batch)[0], _outputs(prev_module, batch)[0], rtol=1e-5, atol=1e-4)
                 torch.testing.assert_close(_outputs(module, batch)[1], _outputs(prev_module, batch)[1], rtol=1e-5, atol=1e-5)

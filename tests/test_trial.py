@@ -16,7 +16,8 @@ from algorithms import registry
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.ppo import PPOTorchLearner
 from algorithms.lora import read_pretrained
-from algorithms.registry import Stage, as_array, build_algorithm_config, copy_module_weights
+from algorithms.common import Stage, as_array, copy_module_weights, learner_module, local_learner
+from algorithms.registry import build_algorithm_config
 from algorithms.trial import TrialConfig, TrialRunner
 from envs.errors import UserInputError
 from envs.world import World, load_world
@@ -46,7 +47,7 @@ def trial(world, **kw) -> TrialConfig:
 
 
 def learner_of(runner: TrialRunner):
-    return runner.algo.learner_group._learner
+    return local_learner(runner.algo)
 
 
 def test_build_algorithm_config(world):
@@ -75,10 +76,8 @@ def test_registry_errors(world, monkeypatch):
         build_algorithm_config(trial(world, optimizer="asgd_adam", optimizer_hparams={"lr_min": 1e-2, "lr_max": 1e-3}))
     with pytest.raises(UserInputError, match="module"):
         build_algorithm_config(trial(world, module="cnn"))
-    monkeypatch.delitem(registry._REGISTRY, "SAC", raising=False)
-    monkeypatch.setitem(registry.PROVIDERS, "SAC", "algorithms.no_such_module")
-    with pytest.raises(UserInputError, match="SAC is not available yet"):
-        build_algorithm_config(trial(world, algorithm="SAC"))
+    with pytest.raises(UserInputError, match="num_epochs must be int"):
+        build_algorithm_config(trial(world, algo_hparams={"num_epochs": "three"}))
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
@@ -162,15 +161,15 @@ def test_two_stages_switch_and_transfer_weights(world, monkeypatch):
 
     def transfer(previous, new):
         seen["keys"] = copy_module_weights(previous, new)
-        seen["source"] = previous.learner_group._learner.module[DEFAULT_MODULE_ID].get_state()
-        seen["target"] = new.learner_group._learner.module[DEFAULT_MODULE_ID].get_state()
+        seen["source"] = learner_module(previous).get_state()
+        seen["target"] = learner_module(new).get_state()
 
     def stages(config):
         first = build_algorithm_config(config, "PPO", stage_hparams=dict(TINY))
         second = build_algorithm_config(config, "PPO", stage_hparams={**TINY, "num_epochs": 2})
         return [Stage("first", first, 0.5), Stage("second", second, 0.5, transfer)]
 
-    monkeypatch.setitem(registry._REGISTRY, "PPO_to_TRPO", registry._Entry(None, stages, registry.COMMON_HPARAMS | set(TINY)))
+    monkeypatch.setitem(registry.ALGORITHMS, "PPO_to_TRPO", lambda config, hparams: stages(config))
     runner = TrialRunner(trial(world, module="mlp", algorithm="PPO_to_TRPO", env_steps=400))
     try:
         names = []

@@ -12,7 +12,8 @@ import math
 import pytest
 import torch
 
-from algorithms.registry import ALGORITHM_NAMES, MODULE_KINDS, available_algorithms, build_algorithm_config
+from algorithms.common import local_learner
+from algorithms.registry import ALGORITHM_NAMES, ALGORITHMS, MODULE_KINDS, build_algorithm_config
 from algorithms.trial import TrialConfig, TrialRunner
 from envs.errors import UserInputError
 from optim import OPTIMIZER_NAMES, ASGDAdam, ASGDAmsgrad
@@ -53,7 +54,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def test_every_name_is_available():
-    assert available_algorithms() == ALGORITHM_NAMES
+    assert tuple(ALGORITHMS) == ALGORITHM_NAMES and all(callable(b) for b in ALGORITHMS.values())
     assert {a for a, *_ in FAST} == set(ALGORITHM_NAMES)
     assert {o for *_, o in FAST} == set(OPTIMIZER_NAMES)
 
@@ -67,7 +68,7 @@ def test_unknown_hyperparameter_is_a_user_error(algorithm):
 
 def _check_optimizers(runner: TrialRunner, optimizer: str) -> None:
     _, cls, amsgrad = OPTIMIZERS[optimizer]
-    named = runner.algo.learner_group._learner._named_optimizers
+    named = dict(local_learner(runner.algo).get_optimizers_for_module("default_policy"))
     assert named
     for opt in named.values():
         assert type(opt) is cls
@@ -157,9 +158,9 @@ def test_sac_optimizers_hold_their_groups():
                          env_steps=env_steps)
     runner = TrialRunner(config)
     try:
-        learner = runner.algo.learner_group._learner
+        learner = local_learner(runner.algo)
         module = runner.module()
-        named = {k.split("default_policy_")[1]: v for k, v in learner._named_optimizers.items()}
+        named = dict(learner.get_optimizers_for_module("default_policy"))
         assert set(named) == {"qf", "qf_twin", "policy", "alpha"}
         ids = lambda params: {id(p) for p in params}  # noqa: E731
         held = {k: ids(p for g in opt.param_groups for p in g["params"]) for k, opt in named.items()}

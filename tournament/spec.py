@@ -41,9 +41,6 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "asgd_adam": {"lr_min": [1e-5, 1e-3], "lr_ratio": [1.0, 30.0]},
     "asgd_amsgrad": {"lr_min": [1e-5, 1e-3], "lr_ratio": [1.0, 30.0]},
 }
-# The trial contract's algorithm names; used only while algorithms.registry cannot be imported.
-CONTRACT_ALGORITHMS = ("PPO", "A2C", "SAC", "TRPO", "TRPO_to_PPO", "PPO_to_TRPO", "LoRA_staged")
-CONTRACT_MODULES = ("gnn", "mlp")
 # The class that trains one trial unless the spec names another (execution.runner).
 DEFAULT_RUNNER = "algorithms.trial:TrialRunner"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -277,23 +274,16 @@ class TournamentSpec(_Strict):
 # ---- registries (lazy: importing algorithms pulls in RLlib) ----------------------------------
 
 
-def _registry_names(attribute: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
-    """A name list of algorithms.registry; the contract's list in a build without it."""
-    try:
-        import algorithms.registry as registry
-    except ModuleNotFoundError as exc:
-        if exc.name != "algorithms.registry":
-            raise
-        return fallback
-    return tuple(getattr(registry, attribute))
-
-
 def algorithm_names() -> tuple[str, ...]:
-    return _registry_names("ALGORITHM_NAMES", CONTRACT_ALGORITHMS)
+    from algorithms.registry import ALGORITHM_NAMES
+
+    return ALGORITHM_NAMES
 
 
 def module_kinds() -> tuple[str, ...]:
-    return _registry_names("MODULE_KINDS", CONTRACT_MODULES)
+    from algorithms.registry import MODULE_KINDS
+
+    return MODULE_KINDS
 
 
 def optimizer_names() -> tuple[str, ...]:

@@ -22,31 +22,31 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from algorithms.zoo import A2C_DEFAULTS, TRPO_DEFAULTS
+from algorithms.a2c import A2CSettings
+from algorithms.trpo import TRPOSettings
 
 EVAL_SEED = 10_000
 N_ENVS = 8
 ADAM = {"lr": 7e-4, "eps": 1e-5}
 
-# One hyperparameter set per algorithm, the tournament's defaults (algorithms/zoo.py) under
-# SB3's names, handed to both libraries.
-# The TRPO settings both libraries name alike (sb3-contrib's names).
-TRPO_SHARED_KEYS = tuple(k for k in TRPO_DEFAULTS if k not in ("train_batch_size", "gamma", "lambda", "grad_clip"))
+# One hyperparameter set per algorithm, the tournament's defaults (A2CSettings, TRPOSettings)
+# under SB3's names (their SB3_NAMES), handed to both libraries.
+OURS = {"A2C": A2CSettings, "TRPO": TRPOSettings}
+
+
+def _sb3_named(settings: Any) -> dict[str, Any]:
+    return {sb3: getattr(settings, ours) for ours, sb3 in settings.SB3_NAMES.items()}
+
+
 SETTINGS: dict[str, dict[str, Any]] = {
     "A2C": {
-        "n_steps": 8,  # per env: 64 steps per update (CartPole needs more updates than the zoo's 256-step batch)
-        "gamma": A2C_DEFAULTS["gamma"],
-        "gae_lambda": A2C_DEFAULTS["lambda"],
-        "ent_coef": A2C_DEFAULTS["entropy_coeff"],
-        "vf_coef": A2C_DEFAULTS["vf_loss_coeff"],
-        "max_grad_norm": A2C_DEFAULTS["grad_clip"],
+        "n_steps": 8,  # per env: 64 steps per update (CartPole needs more updates than A2C's default batch)
+        **_sb3_named(A2CSettings()),
         "lr": 7e-4,
     },
     "TRPO": {
-        "n_steps": TRPO_DEFAULTS["train_batch_size"] // N_ENVS,  # per env: 1024 steps per update
-        "gamma": TRPO_DEFAULTS["gamma"],
-        "gae_lambda": TRPO_DEFAULTS["lambda"],
-        **{k: TRPO_DEFAULTS[k] for k in TRPO_SHARED_KEYS},
+        "n_steps": TRPOSettings().train_batch_size // N_ENVS,  # per env: TRPO's default batch per update
+        **_sb3_named(TRPOSettings()),
         "lr": 1e-3,
     },
 }
@@ -68,27 +68,19 @@ def greedy_return(act: Any, episodes: int) -> float:
 
 
 def _ours(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
-    from ray.rllib.core import DEFAULT_MODULE_ID
     from ray.rllib.core.columns import Columns
 
     from algorithms.a2c import A2CConfig
+    from algorithms.common import learner_module
     from algorithms.optimizer_plumbing import optimizer_settings
     from algorithms.trpo import TRPOConfig
 
     s = SETTINGS[algorithm]
-    common = dict(
-        train_batch_size_per_learner=s["n_steps"] * N_ENVS,
-        gamma=s["gamma"],
-        lambda_=s["gae_lambda"],
+    settings_class = OURS[algorithm]
+    settings = settings_class(
+        train_batch_size=s["n_steps"] * N_ENVS, **{ours: s[sb3] for ours, sb3 in settings_class.SB3_NAMES.items()}
     )
-    if algorithm == "A2C":
-        config = A2CConfig().training(
-            **common, entropy_coeff=s["ent_coef"], vf_loss_coeff=s["vf_coef"], grad_clip=s["max_grad_norm"]
-        )
-    else:
-        config = TRPOConfig().training(
-            **common, grad_clip=TRPO_DEFAULTS["grad_clip"], **{k: s[k] for k in TRPO_SHARED_KEYS}
-        )
+    config = settings.apply_to(A2CConfig() if algorithm == "A2C" else TRPOConfig())
     config = (
         config.environment("CartPole-v1")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=N_ENVS, rollout_fragment_length=s["n_steps"])
@@ -107,7 +99,7 @@ def _ours(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
         # An iteration in which no episode ended reports nan: keep the last real value.
         train_return = latest if np.isfinite(latest) else train_return
     wall = time.perf_counter() - start
-    module = algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+    module = learner_module(algo)
 
     def act(obs: np.ndarray) -> int:
         with torch.no_grad():
@@ -130,7 +122,8 @@ def _sb3(algorithm: str, seed: int, env_steps: int) -> tuple[Any, dict]:
     if algorithm == "A2C":
         model = A2C("MlpPolicy", env, ent_coef=s["ent_coef"], vf_coef=s["vf_coef"], max_grad_norm=s["max_grad_norm"], use_rms_prop=False, normalize_advantage=True, **common)
     else:
-        model = TRPO("MlpPolicy", env, **{k: s[k] for k in TRPO_SHARED_KEYS}, **common)
+        sb3_only = {k: s[k] for k in TRPOSettings.SB3_NAMES.values() if k not in common}
+        model = TRPO("MlpPolicy", env, **sb3_only, **common)
     start = time.perf_counter()
     model.learn(total_timesteps=env_steps)
     wall = time.perf_counter() - start

@@ -45,11 +45,10 @@ class FlatBoxObservation(gym.ObservationWrapper):
         return np.concatenate([observation["x"].reshape(-1), observation["action_mask"]]).astype(np.float32)
 
 
-def _ppo_settings(algo_hparams: dict[str, Any]) -> dict[str, Any]:
-    from algorithms.ppo import PPO_DEFAULTS
-    from algorithms.registry import COMMON_DEFAULTS
+def _ppo_settings(algo_hparams: dict[str, Any]) -> Any:
+    from algorithms.ppo import PPOSettings
 
-    return {**PPO_DEFAULTS, **COMMON_DEFAULTS, **algo_hparams}
+    return PPOSettings.from_dict(algo_hparams, task=ENV["task"])
 
 
 def sb3_steps_per_s(env_steps: int, algo_hparams: dict[str, Any], lr: float, seed: int = 0, n_envs: int = 1) -> float:
@@ -67,15 +66,15 @@ def sb3_steps_per_s(env_steps: int, algo_hparams: dict[str, Any], lr: float, see
     model = PPO(
         "MlpPolicy",
         vec,
-        n_steps=int(h["train_batch_size"]) // n_envs,
-        batch_size=int(h["minibatch_size"]),
-        n_epochs=int(h["num_epochs"]),
-        gamma=float(h["gamma"]),
-        gae_lambda=float(h["lambda"]),
-        ent_coef=float(h["entropy_coeff"]),
-        vf_coef=float(h["vf_loss_coeff"]),
-        clip_range=float(h["clip_param"]),
-        max_grad_norm=float(h["grad_clip"]),
+        n_steps=h.train_batch_size // n_envs,
+        batch_size=h.minibatch_size,
+        n_epochs=h.num_epochs,
+        gamma=h.gamma,
+        gae_lambda=h.lambda_,
+        ent_coef=h.entropy_coeff,
+        vf_coef=h.vf_loss_coeff,
+        clip_range=h.clip_param,
+        max_grad_norm=h.grad_clip,
         learning_rate=lr,
         policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
         seed=seed,
@@ -141,10 +140,10 @@ def bench_train(
                 "module": module,
                 "algorithm": algorithm,
                 "env_steps": env_steps,
-                "train_batch": int(h["train_batch_size"]),
-                "minibatch": int(h["minibatch_size"]),
-                "epochs": int(h["num_epochs"]),
-                "n_envs": int(h["num_envs_per_env_runner"]),
+                "train_batch": h.train_batch_size,
+                "minibatch": h.minibatch_size,
+                "epochs": h.num_epochs,
+                "n_envs": h.num_envs_per_env_runner,
                 "steps_per_s": round(ours, 1),
                 "sb3_steps_per_s": round(sb3, 1),
                 "ratio_vs_sb3": round(ours / sb3, 3) if sb3 == sb3 else math.nan,
