@@ -20,6 +20,7 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "inference": ("tournament.bench.inference_bench", "bench_inference", {"seeds": (0,)}),
     "tournament": ("tournament.bench.tournament_bench", "bench_tournament", {"env_steps": 4000}),
     "cluster": ("tournament.bench.cluster_bench", "bench_cluster", {"raylets": (1, 2)}),
+    "env_batched": ("tournament.bench.batched_env_bench", "bench_env_batched", {"seconds": 0.5}),
 }
 
 
