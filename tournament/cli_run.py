@@ -1,4 +1,4 @@
-"""CLI commands that run tournaments: run, resume, status, report."""
+"""CLI commands that run tournaments: run, resume, status, report, verify."""
 
 from __future__ import annotations
 
@@ -102,14 +102,35 @@ def report_cmd(run_dir) -> None:
     if not RunPaths(root).spec.is_file():
         raise UserInputError(f"{root} is not a run directory (no spec.yaml)")
     try:
-        from tournament.report import build_report
+        from tournament.leaderboard import load_run
+        from tournament.report import MAX_SHOWN_DAMAGE, build_report
     except ImportError as exc:
         raise click.ClickException(f"the report is not available in this build ({exc})")
-    written = build_report(root) or {}
-    click.echo(f"report rebuilt in {root}: {len(written)} files")
+    run = load_run(root)
+    for line in run.skipped[:MAX_SHOWN_DAMAGE]:
+        click.echo(f"warning: skipped {line}", err=True)
+    if len(run.skipped) > MAX_SHOWN_DAMAGE:
+        click.echo(f"warning: skipped {len(run.skipped) - MAX_SHOWN_DAMAGE} more damaged record(s)", err=True)
+    written = build_report(root, run=run) or {}
+    click.echo(f"report rebuilt in {root}: {len(written)} files"
+               + (f", {len(run.skipped)} damaged record(s) left out (see the report)" if run.skipped else ""))
     for name in ("leaderboard.md", "report.html"):
         if (root / name).is_file():
             click.echo(f"  {root / name}")
 
 
-COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd)
+@click.command("verify")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+def verify_cmd(run_dir) -> None:
+    """Check a run directory: spec hash, records, checkpoints, journal vs tables, the report."""
+    from tournament.verify import verify_run
+
+    checks = verify_run(Path(run_dir))
+    for check in checks:
+        click.echo(check.line())
+    failed = [c for c in checks if c.verdict == "FAIL"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(checks)} checks failed")
+
+
+COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd, verify_cmd)

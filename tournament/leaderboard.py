@@ -5,6 +5,11 @@ rows of ``trials.csv`` for seeds it does not hold yet). A cell with no final see
 was stopped during tuning) gets its best tuning trial as a *provisional* score, labelled
 "provisional (tuning scores)": a maximum over tuning trials is optimistic, so provisional rows
 rank after every cell scored on final seeds. Ranks and ties are per world/task/target group.
+
+The run directory is read through the checked readers of tournament.rundir: a damaged record
+(a row cut short by a crash, a line that is not a record of its table, a JSON file that does not
+parse) is left out and named in `RunData.skipped` (file, line, what was found and expected), so a
+report of a damaged run says what it did not use.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tournament import stats
-from tournament.rundir import RunPaths, oracle_key
+from tournament.rundir import RunPaths, oracle_key, read_json_checked, read_table
 
 CELL_AXES = ("world", "task", "target", "algorithm", "optimizer", "max_perturb", "module")
 GROUP_AXES = ("world", "task", "target")
@@ -77,6 +82,8 @@ class RunData:
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     final_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     has_final_scores_file: bool = False
+    # damaged records left out, one line each ("trials.csv, line 57: ...; expected ...")
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def run_status(self) -> str:
@@ -91,49 +98,51 @@ class RunData:
         return status
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError):
-        return {}
+def _read_json(path: Path, skipped: list[str] | None = None) -> dict[str, Any]:
+    data, damage = read_json_checked(path)
+    if damage is not None and skipped is not None:
+        skipped.append(f"{damage} (the file is left out)")
     return data if isinstance(data, dict) else {}
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """Read a run table; text columns stay text (a fate called "NA" must not become NaN)."""
-    if not path.is_file() or path.stat().st_size == 0:
+_NUMERIC_COLUMNS = ("score", "normalized_score", "steps_to_90", "cpu_seconds", "env_steps", "seed", "iteration",
+                    "eval_score", "episode_return_mean", "frac_lr_max", "lr_mean", "wall_seconds")
+
+
+def _read_csv(path: Path, skipped: list[str] | None = None) -> pd.DataFrame:
+    """Read a run table, checked record by record; text columns stay text (a fate "NA" is no NaN)."""
+    table = read_table(path)
+    if skipped is not None:
+        skipped.extend(f"{d} (the record is left out)" if d.line > 1 else f"{d} (the file is left out)"
+                       for d in table.damage)
+    if not table.rows:
         return pd.DataFrame()
-    header = pd.read_csv(path, nrows=0).columns
-    dtypes = {c: str for c in _STRING_COLUMNS if c in header}
-    df = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
-    for c in dtypes:
-        df[c] = df[c].fillna("")
+    df = pd.DataFrame(table.rows, columns=list(table.columns))
     if "target" in df:
         df["target"] = df["target"].replace("", "-")
     if "max_perturb" in df:
         df["max_perturb"] = pd.to_numeric(df["max_perturb"], errors="coerce").astype("Int64")
-    for c in ("score", "normalized_score", "steps_to_90", "cpu_seconds", "env_steps",
-              "eval_score", "episode_return_mean", "frac_lr_max", "lr_mean", "wall_seconds"):
+    for c in _NUMERIC_COLUMNS:
         if c in df:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read whatever exists of a run directory (it may still be running)."""
+    """Read whatever exists of a run directory (it may still be running); damaged records are skipped."""
     paths = RunPaths(run_dir)
+    skipped: list[str] = []
     return RunData(
         run_dir=paths.root,
-        spec_text=paths.spec.read_text() if paths.spec.is_file() else "",
-        manifest=_read_json(paths.manifest),
-        status=_read_json(paths.status),
-        oracle=_read_json(paths.oracle),
-        trials=_read_csv(paths.trials),
-        curves=_read_csv(paths.curves),
-        final_scores=_read_csv(paths.final_scores),
+        spec_text=paths.spec.read_text(errors="replace") if paths.spec.is_file() else "",
+        manifest=_read_json(paths.manifest, skipped),
+        status=_read_json(paths.status, skipped),
+        oracle=_read_json(paths.oracle, skipped),
+        trials=_read_csv(paths.trials, skipped),
+        curves=_read_csv(paths.curves, skipped),
+        final_scores=_read_csv(paths.final_scores, skipped),
         has_final_scores_file=paths.final_scores.is_file(),
+        skipped=skipped,
     )
 
 

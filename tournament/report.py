@@ -5,7 +5,10 @@
 resources) into the run directory, each atomically. Bootstrap resampling uses a fixed seed and
 nothing time-dependent is written, so rebuilding from the same files gives identical output.
 When the manifest does not say "finished", every output carries a partial-report banner and is
-built from whatever rows exist.
+built from whatever rows exist. Damaged records (see tournament.leaderboard.load_run) are left
+out and each output names them (the first MAX_SHOWN_DAMAGE, then a count). Large runs are
+summarized: figures show at most a bounded number of panels and rows (the best cells, the
+extreme ablation pairs), and say how many of how many; every cell is in the tables.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from tournament.leaderboard import (
     build_leaderboard,
     load_run,
 )
+from tournament.rundir import write_error
 
 DASH = "–"
+MAX_SHOWN_DAMAGE = 10
 
 
 def run_name(run: RunData) -> str:
@@ -66,6 +71,19 @@ def partial_notices(run: RunData, lb: pd.DataFrame) -> list[str]:
         )
     if not run.has_final_scores_file and status == "finished":
         notes.append("final_scores.csv is missing although the run finished.")
+    return notes + damage_notices(run)
+
+
+def damage_notices(run: RunData) -> list[str]:
+    """What the report left out because it was damaged (empty for an intact run directory)."""
+    if not run.skipped:
+        return []
+    n = len(run.skipped)
+    notes = [f"Damaged records: {n} left out of this report. `tournament verify RUN` checks the run directory; "
+             f"`tournament resume RUN` sets aside a damaged last record and re-runs its trial."]
+    notes += [f"Skipped: {line}" for line in run.skipped[:MAX_SHOWN_DAMAGE]]
+    if n > MAX_SHOWN_DAMAGE:
+        notes.append(f"Skipped: {n - MAX_SHOWN_DAMAGE} more damaged record(s) not listed.")
     return notes
 
 
@@ -275,13 +293,17 @@ def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.
 
 
 def build_report(
-    run_dir: str | Path, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED
+    run_dir: str | Path, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED,
+    run: RunData | None = None,
 ) -> dict[str, Path]:
-    """Rebuild every report file of a run directory; returns {relative name: written path}."""
+    """Rebuild every report file of a run directory; returns {relative name: written path}.
+
+    `run`: the directory as already read by `load_run` (read here when None).
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    run = load_run(run_dir)
+    run = load_run(run_dir) if run is None else run
     lb = build_leaderboard(run, reps=reps, seed=seed)
     ablations = paired_ablations(run, reps=reps, seed=seed)
     mp = max_perturb_view(lb)
@@ -291,7 +313,10 @@ def build_report(
     written: dict[str, Path] = {}
 
     def put(rel: str, data: str | bytes) -> None:
-        atomic_write_bytes(run_dir / rel, data.encode("utf-8") if isinstance(data, str) else data)
+        try:
+            atomic_write_bytes(run_dir / rel, data.encode("utf-8") if isinstance(data, str) else data)
+        except OSError as exc:  # a read-only directory or a full disk: one line, the records untouched
+            raise write_error(run_dir / rel, exc, run_dir) from exc
         written[rel] = run_dir / rel
 
     put("leaderboard.csv", _csv(lb))

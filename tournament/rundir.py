@@ -1,14 +1,22 @@
-"""The run directory: its paths, table columns, atomic writers and the manifest.
+"""The run directory: its paths, table columns, crash-safe writers, checked readers, the manifest.
 
-Layout and columns are the contract with the leaderboard and report (see the README): every
-file is written whole to a temporary file in the same directory and then renamed over the old
-one, so a reader (or a killed driver) never sees half a file.
+Layout and columns are the contract with the leaderboard and report (see the README). Crash
+safety: a file that is rewritten (spec.yaml, manifest.json, status.json, oracle.json, the
+report) is written whole to a temporary file in the same directory and renamed over the old
+one, so a crash at any instant leaves the old or the new version. The tables trials.csv,
+curves.csv and final_scores.csv are append-only logs: each append is whole lines in one write,
+flushed and fsynced, and a write that fails (a full disk) is cut back to the file's previous
+end. The only damage a crash can leave is a partial last record, which `read_table` reports
+with its file and line (`Damage`) and `tournament resume` sets aside (tournament.repair).
+A write that fails raises RunDirWriteError, a one-line user error naming the file and the cause.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
+import hashlib
 import io
 import json
 import math
@@ -16,10 +24,13 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.files import atomic_write_text
+from envs.errors import UserInputError
+from envs.files import atomic_write_text as _atomic_write_text
 
 TRIAL_COLUMNS = (
     "trial_id", "phase", "cell_id", "world", "task", "target", "algorithm", "optimizer", "max_perturb",
@@ -40,6 +51,45 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# ---- errors ---------------------------------------------------------------------------------------
+
+_WRITE_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+class RunDirWriteError(UserInputError):
+    """A run-directory file could not be written (full disk, read-only, permissions).
+
+    One line: the file, the cause, and that nothing finished is lost (every record already on
+    disk stays as it was), so the run continues with `tournament resume` once the cause is gone.
+    """
+
+    def __init__(self, path: "str | Path", exc: OSError, root: "str | Path | None" = None):
+        self.path, self.errno = Path(path), exc.errno
+        cause = _WRITE_CAUSES.get(exc.errno, "write failed")
+        where = Path(root) if root is not None else self.path.parent
+        super().__init__(
+            f"cannot write {self.path}: {cause} ({exc.strerror or exc}); every record already on disk "
+            f"is kept: fix that, then continue with `tournament resume {where}`")
+
+
+def write_error(path: "str | Path", exc: OSError, root: "str | Path | None" = None) -> RunDirWriteError:
+    return exc if isinstance(exc, RunDirWriteError) else RunDirWriteError(path, exc, root)
+
+
+def atomic_write_text(path: "str | Path", text: str) -> None:
+    """envs.files.atomic_write_text (old or new version, never half), failures as RunDirWriteError."""
+    try:
+        _atomic_write_text(path, text)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
 def atomic_write_json(path: "str | Path", data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
 
@@ -49,6 +99,10 @@ def read_json(path: "str | Path", default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def oracle_key(world: str, task: str, target: str | None, max_perturb: int) -> str:
@@ -63,7 +117,11 @@ def is_finite_number(x: Any) -> bool:
 
 
 def cell_text(value: Any) -> str:
-    """How a value appears in a CSV cell: NaN/None/inf empty, floats in full precision."""
+    """How a value appears in a CSV cell: NaN/None/inf empty, floats in full precision.
+
+    Line breaks become spaces, so one record is one line (what makes the tables append-only logs
+    whose damage can be located by line).
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -72,24 +130,302 @@ def cell_text(value: Any) -> str:
         return "" if not math.isfinite(value) else repr(value)
     if isinstance(value, (list, dict, tuple)):
         return json.dumps(value)
-    return str(value)
+    text = str(value)
+    return text.replace("\r", " ").replace("\n", " ") if ("\n" in text or "\r" in text) else text
+
+
+def csv_lines(columns: tuple[str, ...], rows: Iterable[dict], header: bool = False) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell_text(row.get(c)) for c in columns])
+    return buf.getvalue()
 
 
 def atomic_write_csv(path: "str | Path", columns: tuple[str, ...], rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([cell_text(row.get(c)) for c in columns])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, csv_lines(columns, rows, header=True))
 
 
 def read_csv(path: "str | Path") -> list[dict[str, str]]:
+    """The rows of a table without checks (missing file: none); see read_table for checked reads."""
     try:
         with open(path, newline="") as fh:
             return list(csv.DictReader(fh))
     except FileNotFoundError:
         return []
+
+
+# ---- append-only tables ---------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def append_bytes(path: "str | Path", data: bytes, header: bytes = b"", root: "str | Path | None" = None) -> None:
+    """Append whole records in one write, flushed and fsynced; `header` first when the file is new.
+
+    A failed write (ENOSPC halfway through) is cut back to the file's previous end, so the file
+    holds the records it had; the failure is raised as RunDirWriteError.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_error(path, exc, root) from exc
+    try:
+        size = os.fstat(fd).st_size
+        chunk = (header + data) if size == 0 else data
+        try:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise write_error(path, exc, root) from exc
+    finally:
+        os.close(fd)
+    if size == 0:
+        _fsync_dir(path.parent)
+
+
+class AppendTable:
+    """One append-only table of the run directory (trials.csv, curves.csv, final_scores.csv)."""
+
+    def __init__(self, path: "str | Path", columns: tuple[str, ...], root: "str | Path | None" = None):
+        self.path, self.columns, self.root = Path(path), tuple(columns), root
+        self._header = (",".join(self.columns) + "\n").encode("utf-8")
+
+    def append(self, rows: list[dict]) -> None:
+        if rows:
+            append_bytes(self.path, csv_lines(self.columns, rows).encode("utf-8"), self._header, self.root)
+
+    def append_header(self) -> None:
+        """Create the table with its header when it does not exist or is empty."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            append_bytes(self.path, b"", self._header, self.root)
+
+
+# ---- checked readers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A record that is not what its file's contract says: where, what was found, what was expected.
+
+    `last` marks the file's last record: what a crash or a full disk can leave, and what
+    `tournament resume` sets aside. `start` is the byte offset where the damaged line begins.
+    """
+
+    file: str
+    line: int
+    found: str
+    expected: str
+    last: bool
+    start: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {self.line}: {self.found}; expected {self.expected}"
+
+
+@dataclass
+class Table:
+    """A table as read: the good rows (with their line numbers) and the damage found."""
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: list[dict[str, str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+    exists: bool = False
+    good_end: int = 0  # byte offset just past the last good line (header included)
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_int(v: str) -> bool:
+    try:
+        int(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_json(v: str) -> bool:
+    try:
+        json.loads(v)
+        return True
+    except ValueError:
+        return False
+
+
+# kind -> (check of a non-empty value, whether empty is allowed, what is expected)
+_KINDS: dict[str, tuple[Callable[[str], bool], bool, str]] = {
+    "id": (lambda v: True, False, "a non-empty name"),
+    "str": (lambda v: True, True, "text"),
+    "int": (_is_int, False, "an integer"),
+    "num?": (_is_float, True, "a number or empty"),
+    "json": (_is_json, False, "JSON"),
+    "json?": (_is_json, True, "JSON or empty"),
+    "phase": (lambda v: v in ("tune", "final"), False, "tune or final"),
+    "task": (lambda v: v in ("steer", "predict"), False, "steer or predict"),
+    "status": (lambda v: v in ("ok", "failed"), False, "ok or failed"),
+}
+
+_CELL_KINDS = {"world": "id", "task": "task", "target": "str", "algorithm": "id", "optimizer": "id",
+               "max_perturb": "int", "module": "id"}
+TABLE_KINDS: dict[str, dict[str, str]] = {
+    "trials.csv": {"trial_id": "id", "phase": "phase", "cell_id": "id", **_CELL_KINDS, "seed": "int",
+                   "hparams": "json", "status": "status", "fail_reason": "str", "score": "num?",
+                   "normalized_score": "num?", "env_steps": "num?", "steps_to_90": "num?", "cpu_seconds": "num?",
+                   "wall_seconds": "num?", "node_id": "str"},
+    "curves.csv": {"trial_id": "id", "phase": "phase", "cell_id": "id", "seed": "int", "iteration": "int",
+                   "env_steps": "num?", "stage": "str", "episode_return_mean": "num?", "eval_score": "num?",
+                   "frac_lr_max": "num?", "lr_mean": "num?"},
+    "final_scores.csv": {"cell_id": "id", **_CELL_KINDS, "seed": "int", "score": "num?", "normalized_score": "num?",
+                         "steps_to_90": "num?", "cpu_seconds": "num?", "perturbation_sets": "json?"},
+}
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _check_row(fields: list[str], columns: tuple[str, ...], kinds: dict[str, str]) -> str | None:
+    """What is wrong with one record, or None."""
+    if len(fields) != len(columns):
+        return f"{len(fields)} of {len(columns)} fields"
+    for name, value in zip(columns, fields):
+        check, empty_ok, _ = _KINDS[kinds.get(name, "str")]
+        if value == "":
+            if not empty_ok:
+                return f"column {name} is empty"
+        elif not check(value):
+            return f"column {name} is {_show(value)}"
+    return None
+
+
+def _expected_row(fields: list[str], columns: tuple[str, ...], kinds: dict[str, str]) -> str:
+    if len(fields) != len(columns):
+        return f"{len(columns)} comma-separated fields ending in a line break"
+    for name, value in zip(columns, fields):
+        check, empty_ok, what = _KINDS[kinds.get(name, "str")]
+        if (value == "" and not empty_ok) or (value != "" and not check(value)):
+            return f"{what} in column {name}"
+    return "a complete record"
+
+
+def _split(line: str) -> list[str]:
+    if '"' not in line:
+        return line.split(",")
+    try:
+        return next(csv.reader([line], strict=True))
+    except (csv.Error, StopIteration):
+        return [line]  # an unbalanced quote: reported as a wrong field count
+
+
+def read_table(path: "str | Path", columns: tuple[str, ...] | None = None, name: str | None = None) -> Table:
+    """Read a run table line by line, checking the header, each record's fields and their types.
+
+    Damaged records are left out of `rows` and listed in `damage` with file, line, what was
+    found and what was expected. A missing or empty file is an empty table without damage.
+    """
+    path = Path(path)
+    name = name or path.name
+    kinds = TABLE_KINDS.get(path.name, {})
+    columns = tuple(columns) if columns is not None else tuple(kinds)
+    table = Table(path, columns)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return table
+    table.exists = True
+    if not data:
+        return table
+    header = ",".join(columns)
+    pieces = data.split(b"\n")
+    ends_with_break = pieces[-1] == b""
+    if ends_with_break:
+        pieces.pop()
+    n = len(pieces)
+    offset = 0
+    for i, raw in enumerate(pieces):
+        lineno, last = i + 1, i == n - 1
+        start = offset
+        offset += len(raw) + 1
+        terminated = not last or ends_with_break
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            table.damage.append(Damage(name, lineno, f"bytes that are not UTF-8 text (at column {exc.start + 1})",
+                                       "a UTF-8 text line", last, start))
+            continue
+        if text.endswith("\r"):
+            text = text[:-1]
+        if i == 0:
+            if text != header or not terminated:
+                found = "a header cut short" if header.startswith(text) and not terminated else f"header {_show(text)}"
+                # a wrong header makes every record after it suspect: nothing is read
+                table.damage.append(Damage(name, 1, found, f"the header {_show(header, 80)}", last, start))
+                return table
+            table.good_end = offset
+            continue
+        if not terminated:
+            fields = _split(text)
+            table.damage.append(Damage(name, lineno, f"a record cut short ({len(fields)} of {len(columns)} fields, "
+                                       "no line break)", "a complete record ending in a line break", last, start))
+            continue
+        fields = _split(text)
+        problem = _check_row(fields, columns, kinds)
+        if problem is not None:
+            table.damage.append(Damage(name, lineno, f"{problem}: {_show(text)}", _expected_row(fields, columns, kinds),
+                                       last, start))
+            continue
+        table.rows.append(dict(zip(columns, fields)))
+        table.lines.append(lineno)
+        if not table.damage:
+            table.good_end = offset
+    return table
+
+
+def read_json_checked(path: "str | Path", name: str | None = None) -> tuple[Any, Damage | None]:
+    """(the document, None), (None, None) when missing, or (None, the damage) when it does not parse."""
+    path = Path(path)
+    name = name or path.name
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None, None
+    except UnicodeDecodeError:
+        return None, Damage(name, 1, "bytes that are not UTF-8 text", "a JSON document", False)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, Damage(name, exc.lineno, f"invalid JSON ({exc.msg}, column {exc.colno})",
+                            "a complete JSON document", False)
+    return data, None
 
 
 class RunPaths:

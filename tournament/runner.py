@@ -19,12 +19,17 @@ trials from the Optuna journal (finished trials count; a trial running when the 
 re-run with the same parameters and seed) and final trials from trials.csv. Tuner.restore
 would depend on Tune's periodic experiment snapshot, which a SIGKILL can leave older than the
 journal, so finished trials could run twice; the journal is written at every ask and tell.
-Partial curves of interrupted trials are dropped (the trial re-runs under the same id).
+A trial's curve rows reach curves.csv only when it ends (an interrupted trial re-runs under the
+same id). Before anything reads the records, tournament.repair sets aside what a crash left
+half-written (a partial last record), so resume re-runs only trials whose record is incomplete.
+A write that fails (full disk, read-only directory) stops the run with one line naming the file
+(RunDirWriteError); every record already written stays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -42,20 +47,25 @@ from tournament.rundir import (
     CURVE_COLUMNS,
     FINAL_COLUMNS,
     TRIAL_COLUMNS,
+    AppendTable,
+    RunDirWriteError,
     RunPaths,
-    atomic_write_csv,
     atomic_write_json,
-    is_finite_number,
     atomic_write_text,
+    is_finite_number,
     new_manifest,
     now_iso,
-    read_csv,
     read_json,
+    read_json_checked,
+    read_table,
+    text_sha256,
+    write_error,
 )
 from tournament.spec import TournamentSpec, parse_spec, validate_spec_fields
 
 DEFAULT_LOCAL_ROOT = "runs"
 log = logging.getLogger("tournament")
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def is_uri(storage: str) -> bool:
@@ -144,20 +154,27 @@ def _tune_callback_base() -> type:
 class RunDirCallback(_tune_callback_base()):
     """Keeps the run directory's tables, status.json and the progress display current."""
 
+    # Writes, in this order, when a trial ends: its curve rows, its final score row, its trials.csv
+    # row (the record that it finished), then the study's tell; each an fsynced append. A crash
+    # between two of them leaves rows that tournament.repair sets aside at the next resume, and
+    # the trial runs again; a crash after the trials.csv row leaves a finished trial.
     def __init__(self, paths: RunPaths, cells: dict[str, Cell], tracker: ProgressTracker, searcher: Any,
-                 display: ProgressDisplay, flush_every_s: float = 3.0):
+                 display: ProgressDisplay, flush_every_s: float = 1.0):
         self.paths = paths
         self.cells = cells
         self.tracker = tracker
         self.searcher = searcher
         self.display = display
         self.flush_every_s = flush_every_s
-        self.trials: dict[str, dict] = {r["trial_id"]: r for r in read_csv(paths.trials)}
-        self.finals: dict[tuple[str, str], dict] = {(r["cell_id"], r["seed"]): r for r in read_csv(paths.final_scores)}
-        # curves of trials that never finished are dropped: those trials run again under the same id
-        self.curves: list[dict] = [r for r in read_csv(paths.curves) if r["trial_id"] in self.trials]
-        self._curve_keys = {(r["trial_id"], str(r["iteration"])) for r in self.curves}
-        self._dirty = True
+        self._tables = {name: AppendTable(path, columns, paths.root) for name, path, columns in (
+            ("trials", paths.trials, TRIAL_COLUMNS), ("curves", paths.curves, CURVE_COLUMNS),
+            ("finals", paths.final_scores, FINAL_COLUMNS))}
+        for table in self._tables.values():
+            table.append_header()
+        # trials recorded by earlier sessions (the tables were repaired before a resume)
+        self.recorded: set[str] = {r["trial_id"] for r in read_table(paths.trials, TRIAL_COLUMNS).rows}
+        # curve points of running trials by iteration; they go to curves.csv when the trial ends
+        self._curves: dict[str, dict[str, dict]] = {}
         self._last_flush = 0.0
         self.flush(force=True)
 
@@ -193,25 +210,29 @@ class RunDirCallback(_tune_callback_base()):
         }
         if row["steps_to_90"] is not None:
             row["steps_to_90"] = int(row["steps_to_90"])
-        self.trials[key] = row
-        if row["phase"] == "final" and not failed and cell is not None:
-            self.finals[(cell.cell_id, str(row["seed"]))] = {
-                **cell.describe(),
-                "seed": row["seed"],
-                "score": row["score"],
-                "normalized_score": row["normalized_score"],
-                "steps_to_90": row["steps_to_90"],
-                "cpu_seconds": row["cpu_seconds"],
-                "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task == "steer" else "",
-            }
+        curve = self._curves.pop(key, {})
+        if key not in self.recorded:
+            self._tables["curves"].append(list(curve.values()))
+            if row["phase"] == "final" and not failed and cell is not None:
+                self._tables["finals"].append([{
+                    **cell.describe(),
+                    "seed": row["seed"],
+                    "score": row["score"],
+                    "normalized_score": row["normalized_score"],
+                    "steps_to_90": row["steps_to_90"],
+                    "cpu_seconds": row["cpu_seconds"],
+                    "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task == "steer" else "",
+                }])
+            self._tables["trials"].append([row])
+            self.recorded.add(key)
+        else:
+            log.warning("trial %s ended again after it was recorded; the first record stands", key)
         self.tracker.finish(key, ok=not failed, cell_id=row["cell_id"], score=row["score"] if not failed else None)
-        self._dirty = True
-        self.flush(force=True)
         # only now that the row is on disk may the study learn the outcome (see CellSearcher)
         if hasattr(self.searcher, "commit"):
             self.searcher.commit(trial.trial_id)
         self._update_phase()
-        self.tracker.write(self.paths.status)
+        self.flush()
 
     def _update_phase(self) -> None:
         if hasattr(self.searcher, "tuning_done") and self.tracker.phase in ("tune", "final"):
@@ -220,14 +241,11 @@ class RunDirCallback(_tune_callback_base()):
             self.tracker.planned = self.searcher.counts()["planned"]
 
     def flush(self, force: bool = False) -> None:
+        """status.json (at most every flush_every_s unless forced); the tables are appended at once."""
         now = time.monotonic()
-        if not force and (not self._dirty or now - self._last_flush < self.flush_every_s):
+        if not force and now - self._last_flush < self.flush_every_s:
             return
-        atomic_write_csv(self.paths.trials, TRIAL_COLUMNS, list(self.trials.values()))
-        atomic_write_csv(self.paths.final_scores, FINAL_COLUMNS, list(self.finals.values()))
-        atomic_write_csv(self.paths.curves, CURVE_COLUMNS, self.curves)
         self.tracker.write(self.paths.status)
-        self._dirty = False
         self._last_flush = now
 
     # -- Tune hooks --
@@ -239,18 +257,17 @@ class RunDirCallback(_tune_callback_base()):
         meta = self._meta(trial)
         key = meta.get("trial_key") or trial.trial_id
         it = result.get("iteration", result.get("training_iteration"))
-        if (key, str(it)) in self._curve_keys:
+        points = self._curves.setdefault(key, {})
+        if str(it) in points:
             return  # re-reported after a restart from an older checkpoint
-        self._curve_keys.add((key, str(it)))
-        self.curves.append({
+        points[str(it)] = {
             "trial_id": key, "phase": meta.get("phase", ""), "cell_id": meta.get("cell_id", ""),
             "seed": trial.config.get("trial", {}).get("seed"), "iteration": it,
             "env_steps": result.get("env_steps"), "stage": result.get("stage", ""),
             "episode_return_mean": _num(result.get("episode_return_mean")),
             "eval_score": _num(result.get("eval_score")),
             "frac_lr_max": _num(result.get("frac_lr_max")), "lr_mean": _num(result.get("lr_mean")),
-        })
-        self._dirty = True
+        }
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._record(trial, trial.last_result, None)
@@ -403,17 +420,33 @@ def run_tournament(
         if diff:
             raise UserInputError(f"{diff}: the spec differs from the one run {root} started with; "
                                  "only execution settings may change on resume")
+        _probe_writable(root)
+        recorded_manifest, _ = read_json_checked(paths.manifest)
+        if isinstance(recorded_manifest, dict):
+            _check_not_running(root, recorded_manifest)
+        # what a crash left half-written is set aside before anything reads the records
+        from tournament.repair import repair_for_resume
+
+        repair_for_resume(root, warn=lambda line: print(line, file=sys.stderr))
     manifest = read_json(paths.manifest) or new_manifest(command)
     _check_not_running(root, manifest)
-    root.mkdir(parents=True, exist_ok=True)
-    paths.optuna_dir.mkdir(exist_ok=True)
-    atomic_write_text(paths.spec, spec.to_yaml())
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        paths.optuna_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise write_error(root, exc, root) from exc
+    _probe_writable(root)
+    spec_text = spec.to_yaml()
+    atomic_write_text(paths.spec, spec_text)
     # a driver killed while it held the journal's lock leaves the lock behind; Optuna would
     # wait 30 s before breaking it, and no other driver is running (checked above)
     Path(str(paths.studies) + ".lock").unlink(missing_ok=True)
-    attempt = len(manifest.get("sessions", []))
-    manifest["sessions"] = manifest.get("sessions", []) + [{"start": now_iso(), "command": command or sys.argv}]
-    manifest.update(status="running", end_time=None, driver={"host": socket.gethostname(), "pid": os.getpid()})
+    attempt = max(len(manifest.get("sessions", [])), _next_attempt(paths.tune_dir))
+    manifest["sessions"] = manifest.get("sessions", []) + [{"start": now_iso(), "command": command or sys.argv,
+                                                            "spec_sha256": text_sha256(spec_text)}]
+    # `tournament verify` checks spec.yaml against this hash
+    manifest.update(status="running", end_time=None, driver={"host": socket.gethostname(), "pid": os.getpid()},
+                    spec_sha256=text_sha256(spec_text))
     atomic_write_json(paths.manifest, manifest)
 
     cells = expand_grid(spec)
@@ -429,7 +462,7 @@ def run_tournament(
         storage_path, storage_fs, uri_run_path = _storage(spec, root)
         searcher = _make_searcher(spec, cells, cells_by_id, oracle, paths)
         counts = searcher.counts()
-        previous = read_csv(paths.trials)
+        previous = read_table(paths.trials, TRIAL_COLUMNS).rows
         best: dict[str, float] = {}
         for r in previous:
             if r["status"] == "ok" and r["score"]:
@@ -460,12 +493,21 @@ def run_tournament(
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except Exception as exc:
+        failure = _write_failure(exc, root)
+        if failure is None:
+            raise
+        status = "interrupted"  # nothing finished is lost: resume once the disk has room again
+        raise failure from exc
     finally:
-        manifest = read_json(paths.manifest) or manifest
-        manifest.update(status=status, end_time=now_iso())
-        manifest["sessions"][-1]["end"] = now_iso()
-        manifest["sessions"][-1]["status"] = status
-        atomic_write_json(paths.manifest, manifest)
+        try:
+            manifest = read_json(paths.manifest) or manifest
+            manifest.update(status=status, end_time=now_iso())
+            manifest["sessions"][-1]["end"] = now_iso()
+            manifest["sessions"][-1]["status"] = status
+            atomic_write_json(paths.manifest, manifest)
+        except (OSError, ValueError) as exc:  # a full disk: the error above says so already
+            print(f"warning: the manifest could not be updated ({exc})", file=sys.stderr)
         if started_ray:
             import ray
 
@@ -473,6 +515,41 @@ def run_tournament(
     if uri_run_path is not None:  # after the manifest's last update, so the URI's copy has it
         _upload(root, storage_fs, uri_run_path)
     return root
+
+
+def _probe_writable(root: Path) -> None:
+    """Fail early, changing nothing, when the run directory cannot be written (read-only, full)."""
+    import tempfile
+
+    for folder in (root, RunPaths(root).optuna_dir):
+        if not folder.is_dir():
+            continue
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-") as fh:
+                fh.write(b"probe")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise write_error(folder, exc, root) from exc
+
+
+def _write_failure(exc: BaseException, root: Path) -> RunDirWriteError | None:
+    """The RunDirWriteError behind an exception Tune may have wrapped, or a bare write OSError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, RunDirWriteError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            return write_error(getattr(exc, "filename", None) or root, exc, root)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _next_attempt(tune_dir: Path) -> int:
+    """One past the highest tune/attempt-N folder (a set-aside manifest forgets the sessions)."""
+    numbers = [int(p.name.split("-", 1)[1]) for p in tune_dir.glob("attempt-*") if p.name.split("-", 1)[1].isdigit()]
+    return max(numbers, default=-1) + 1
 
 
 def _check_not_running(root: Path, manifest: dict) -> None:
@@ -526,7 +603,8 @@ def _make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[st
             },
         }
 
-    final_done = {(r["cell_id"], int(r["seed"])) for r in read_csv(paths.trials) if r["phase"] == "final"}
+    rows = read_table(paths.trials, TRIAL_COLUMNS).rows
+    final_done = {(r["cell_id"], int(r["seed"])) for r in rows if r["phase"] == "final"}
     return CellSearcher(
         [c.cell_id for c in cells],
         spec.hpo.trials_per_cell,
@@ -540,6 +618,8 @@ def _make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[st
         n_startup_trials=spec.hpo.n_startup_trials,
         final_done=final_done,
         defer_tell=True,
+        recorded={r["trial_id"]: r for r in rows if r["phase"] == "tune"},
+        run_dir=paths.root,
     )
 
 
@@ -617,6 +697,13 @@ def resume_tournament(run_dir: "str | Path", progress: bool = True, **execution:
     spec_path = RunPaths(root).spec
     if not spec_path.is_file():
         raise UserInputError(f"{root} is not a run directory (no spec.yaml)")
-    spec = parse_spec(yaml.safe_load(spec_path.read_text()), str(spec_path))
+    try:
+        data = yaml.safe_load(spec_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f", line {where.line + 1}" if where is not None else ""
+        raise UserInputError(f"{spec_path}{line}: not valid YAML; the run's spec is needed to resume it "
+                             "(restore spec.yaml; nothing was changed)") from None
+    spec = parse_spec(data, str(spec_path))
     spec = with_overrides(spec, **execution)
     return run_tournament(spec, resume=True, run_dir=root, progress=progress)

@@ -15,27 +15,42 @@ its parameters are queued again for the same slot (same seed), so nothing finish
 and nothing interrupted is lost. Concurrency is left to Tune (`max_concurrent_trials`, which
 wraps this searcher in a ConcurrencyLimiter).
 
+With `recorded` (the tuning rows of trials.csv, which the run directory's callback writes
+before it tells the study), trials.csv is the record of what finished: a slot with a row is done
+(a trial the driver died before telling is told from its row, so it does not run twice); a slot
+without one runs again, with the parameters the journal holds for it, even where the journal
+says it finished (its row was damaged and set aside). Per slot, the latest finished trial counts.
+
+The journal file is read and written by `RunJournalBackend`: Optuna's line format (optuna-
+dashboard opens it), each line checked as it is read (damage raises JournalDamage naming the
+line), and the records of one suggest or one tell appended together in one write, fsynced.
+
 Seeds: tuning slot s of a cell (0 <= s < trials_per_cell) trains with seed `tune_seed(s)`; a
-slot keeps its seed across interruptions. The sampler of a cell is seeded from the spec seed,
-the cell id and the number of trials already in its study, so a resumed random sampler does not
-replay the trials it already proposed.
+slot keeps its seed across interruptions. The sampler that draws a slot's parameters is seeded
+from the spec seed, the cell id and the slot (the random sampler from the parameter name too), so
+a slot draws the same parameters whether or not the driver was interrupted before it, and a
+resumed sampler does not replay the trials it already proposed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from envs.errors import UserInputError
+from tournament.rundir import Damage, append_bytes, is_finite_number
 from tournament.spec import ParamSpec, TournamentSpec, resolved_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -44,11 +59,137 @@ SampleFn = Callable[[str, "optuna.trial.BaseTrial"], dict[str, Any]]
 # (cell_id, phase, params, seed, trial_key) -> the Tune config of the trial
 ConfigFn = Callable[[str, str, dict[str, Any], int, str], dict[str, Any]]
 
-def journal_storage(path: "str | Path") -> JournalStorage:
+JOURNAL_NAME = "optuna/studies.log"
+
+
+class JournalDamage(UserInputError):
+    """A journal line that is not a complete JSON record (`damage` says where and what)."""
+
+    def __init__(self, damage: Damage):
+        self.damage = damage
+        super().__init__(str(damage))
+
+
+def _journal_record(line: bytes) -> str | None:
+    """What is wrong with one journal line (without its line break), or None."""
+    try:
+        log = json.loads(line)
+    except ValueError as exc:
+        return f"invalid JSON ({exc})"[:120]
+    if not isinstance(log, dict) or not isinstance(log.get("op_code"), int):
+        return "a JSON value without an op_code"
+    return None
+
+
+def scan_journal(path: "str | Path", name: str = JOURNAL_NAME) -> tuple[int, list[Damage], int]:
+    """(complete records, damage found, byte offset past the last good record) of a journal file."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return 0, [], 0
+    damage: list[Damage] = []
+    pieces = data.split(b"\n")
+    terminated_last = pieces[-1] == b""
+    if terminated_last:
+        pieces.pop()
+    good, offset, good_end = 0, 0, 0
+    for i, raw in enumerate(pieces):
+        last, start = i == len(pieces) - 1, offset
+        offset += len(raw) + 1
+        if last and not terminated_last:
+            damage.append(Damage(name, i + 1, f"a record cut short ({len(raw)} bytes, no line break)",
+                                 "a complete JSON record ending in a line break", True, start))
+            continue
+        problem = _journal_record(raw)
+        if problem is not None:
+            damage.append(Damage(name, i + 1, f"{problem}: {raw[:60]!r}", "one JSON record per line", last, start))
+            continue
+        good += 1
+        if not damage:
+            good_end = offset
+    return good, damage, good_end
+
+
+class RunJournalBackend(BaseJournalBackend):
+    """The run's Optuna journal file: Optuna's format, checked reads, batched fsynced appends.
+
+    Inside `batch()`, records are kept in memory (and served to the storage's own reads) and
+    appended in one write when the outermost batch ends; outside one they are appended at once.
+    A damaged line raises JournalDamage; `tournament resume` repairs a damaged last line first.
+    One driver writes a run's journal (the runner refuses a second), so there is no file lock.
+    """
+
+    def __init__(self, file_path: "str | Path", name: str = JOURNAL_NAME, root: "str | Path | None" = None):
+        self.path = Path(file_path)
+        self.name = name
+        self.root = root  # the run directory, named in write errors
+        self._offsets = [0]  # byte offset of the start of each record read from the file
+        self._pending: list[dict[str, Any]] = []
+        self._depth = 0
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        known = len(self._offsets) - 1
+        number = min(log_number_from, known)
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            fh = None
+        if fh is not None:
+            with fh:
+                fh.seek(self._offsets[number])
+                for line in fh:
+                    if not line.endswith(b"\n"):
+                        raise JournalDamage(Damage(self.name, number + 1, f"a record cut short ({len(line)} bytes, "
+                                                   "no line break)", "a complete JSON record ending in a line break",
+                                                   True, self._offsets[number]))
+                    problem = _journal_record(line[:-1])
+                    if problem is not None:
+                        last = not fh.read(1)
+                        raise JournalDamage(Damage(self.name, number + 1, f"{problem}: {line[:60]!r}",
+                                                   "one JSON record per line", last, self._offsets[number]))
+                    if number == len(self._offsets) - 1:
+                        self._offsets.append(self._offsets[-1] + len(line))
+                    if number >= log_number_from:
+                        yield json.loads(line)
+                    number += 1
+        base = len(self._offsets) - 1
+        for i, log in enumerate(self._pending):
+            if base + i >= log_number_from:
+                yield log
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self._pending.extend(logs)
+        if self._depth == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the pending records in one write (fsynced); a failed write leaves the file as it was."""
+        if not self._pending:
+            return
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in self._pending).encode("utf-8")
+        self._pending = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        append_bytes(self.path, data, root=self.root)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self.flush()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pending": [], "_depth": 0}
+
+
+def journal_storage(path: "str | Path", root: "str | Path | None" = None) -> JournalStorage:
     """The JournalStorage at `path` (a .log file; `optuna-dashboard path` opens it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(RunJournalBackend(path, root=root))
 
 
 def suggest_value(trial: "optuna.trial.BaseTrial", name: str, p: ParamSpec) -> Any:
@@ -86,6 +227,22 @@ def spec_sampler(spec: TournamentSpec, cells_by_id: dict[str, Any]) -> SampleFn:
     return sample
 
 
+class _SlotRandomSampler(optuna.samplers.RandomSampler):
+    """Random sampling where each parameter's value depends only on (seed, parameter name).
+
+    So a slot's parameters come out the same however many times it is asked, and a requeued
+    trial missing one parameter (a lost journal record) draws the value the original drew.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__(seed=seed)
+        self._base_seed = int(seed)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[override]
+        seed = zlib.crc32(f"{self._base_seed}|{param_name}".encode()) & 0x7FFFFFFF
+        return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, param_distribution)
+
+
 @dataclass
 class _CellState:
     study: optuna.Study
@@ -96,6 +253,21 @@ class _CellState:
     # A trial finished COMPLETE (so best_params exists); kept here because asking the
     # journal re-reads its file, and Tune polls suggest() often. Only this driver tells.
     has_complete: bool = False
+    # trial numbers that no longer count: an earlier finished trial of a slot that ran again
+    superseded: set[int] = field(default_factory=set)
+
+
+def outcome_from_row(row: Mapping[str, str]) -> tuple[TrialState, float | None]:
+    """How a trials.csv tuning row enters its study (the inverse of the callback's row)."""
+    try:
+        score = float(row.get("score") or "nan")
+    except ValueError:
+        score = math.nan
+    if row.get("status") != "ok" or not math.isfinite(score):
+        return TrialState.FAIL, None
+    if row.get("fail_reason"):
+        return TrialState.PRUNED, score
+    return TrialState.COMPLETE, score
 
 
 class CellSearcher(Searcher):
@@ -104,7 +276,8 @@ class CellSearcher(Searcher):
     `sample_fn(cell_id, optuna_trial)` draws a cell's parameters (it may also be called with an
     `optuna.trial.FixedTrial` to rebuild the best parameters); `config_fn(cell_id, phase, params,
     seed, trial_key)` turns them into the Tune config. `final_done` lists (cell_id, seed) pairs
-    whose final trial already finished in an earlier run of the driver.
+    whose final trial already finished in an earlier run of the driver; `recorded` maps the
+    trial keys of finished tuning trials to their trials.csv rows (see the module docstring).
     """
 
     def __init__(
@@ -123,6 +296,8 @@ class CellSearcher(Searcher):
         metric: str = "score",
         mode: str = "max",
         defer_tell: bool = False,
+        recorded: Mapping[str, Mapping[str, str]] | None = None,
+        run_dir: "str | Path | None" = None,
     ):
         super().__init__(metric=metric, mode=mode)
         # With defer_tell the run-directory callback calls commit() after it has written the
@@ -130,6 +305,7 @@ class CellSearcher(Searcher):
         self.defer_tell = defer_tell
         self._pending: dict[str, tuple[str, Any, dict | None, bool]] = {}
         self.cell_ids = list(cells)
+        self._order = {cid: i for i, cid in enumerate(self.cell_ids)}
         self.trials_per_cell = int(trials_per_cell)
         self.final_seeds = list(final_seeds)
         self.sample_fn = sample_fn
@@ -139,67 +315,118 @@ class CellSearcher(Searcher):
         self._sampler_name = sampler
         self._seed = int(seed)
         self._n_startup = int(n_startup_trials)
-        self._storage = journal_storage(self.storage_file)
+        Path(self.storage_file).parent.mkdir(parents=True, exist_ok=True)
+        self._journal = RunJournalBackend(self.storage_file, root=run_dir)
+        self._storage = JournalStorage(self._journal)
+        self._recorded = recorded
         self._cells: dict[str, _CellState] = {}
         # tune trial id -> ("tune", cell, optuna trial) | ("final", cell, seed)
         self._live: dict[str, tuple[str, str, Any]] = {}
         done = set(final_done)
-        for cid in self.cell_ids:
-            self._cells[cid] = self._open(cid)
-            self._cells[cid].finals_handed |= {s for (c, s) in done if c == cid}
+        existing = {s.study_name for s in self._storage.get_all_studies()}
+        with self._journal.batch():
+            for cid in self.cell_ids:
+                self._cells[cid] = self._open(cid, cid in existing)
+                self._cells[cid].finals_handed |= {s for (c, s) in done if c == cid}
 
     # ---- studies ----------------------------------------------------------------------------
 
-    def _sampler(self, cell_id: str, n_existing: int) -> optuna.samplers.BaseSampler:
-        seed = zlib.crc32(f"{self._seed}|{cell_id}|{n_existing}".encode()) & 0x7FFFFFFF
+    def _sampler(self, cell_id: str, slot: int) -> optuna.samplers.BaseSampler:
+        seed = zlib.crc32(f"{self._seed}|{cell_id}|{slot}".encode()) & 0x7FFFFFFF
         if self._sampler_name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
+            return _SlotRandomSampler(seed)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._n_startup, constant_liar=True)
 
-    def _open(self, cell_id: str) -> _CellState:
-        try:
-            existing = optuna.load_study(study_name=cell_id, storage=self._storage)
-            n = len(existing.trials)
-        except KeyError:
-            n = 0
-        study = optuna.create_study(
-            study_name=cell_id,
-            storage=self._storage,
-            direction="maximize" if self.mode == "max" else "minimize",
-            sampler=self._sampler(cell_id, n),
-            load_if_exists=True,
-        )
+    def _open(self, cell_id: str, exists: bool) -> _CellState:
+        sampler = self._sampler(cell_id, 0)
+        if exists:
+            study = optuna.load_study(study_name=cell_id, storage=self._storage, sampler=sampler)
+        else:
+            study = optuna.create_study(study_name=cell_id, storage=self._storage, sampler=sampler,
+                                        direction="maximize" if self.mode == "max" else "minimize")
         state = _CellState(study)
+        by_slot: dict[int, list[optuna.trial.FrozenTrial]] = {}
         for t in study.get_trials(deepcopy=False):
             slot = t.user_attrs.get("slot")
-            if slot is None or t.user_attrs.get("interrupted"):
+            if t.user_attrs.get("interrupted"):
                 continue
-            if t.state == TrialState.WAITING:
-                state.requeued.append(int(slot))
-                state.slots_handed.add(int(slot))
-            elif t.state == TrialState.RUNNING:
-                # the driver died while this trial ran: fail it, queue its parameters again
-                optuna.trial.Trial(study, t._trial_id).set_user_attr("interrupted", True)
-                study.tell(t.number, state=TrialState.FAIL)
-                study.enqueue_trial(t.params, user_attrs={"slot": int(slot), "requeued": True}, skip_if_exists=False)
-                state.requeued.append(int(slot))
-                state.slots_handed.add(int(slot))
-            else:
-                state.slots_done.add(int(slot))
-                state.slots_handed.add(int(slot))
-        state.has_complete = any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+            if slot is None:
+                if t.state == TrialState.RUNNING:  # its slot record was lost: it runs again as a new ask
+                    self._interrupt(study, t)
+                continue
+            by_slot.setdefault(int(slot), []).append(t)
+        for slot, trials in sorted(by_slot.items()):
+            self._open_slot(cell_id, state, slot, trials)
+        counted = self._counted(state)
+        state.has_complete = any(t.state == TrialState.COMPLETE for t in counted)
         return state
+
+    @staticmethod
+    def _interrupt(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        optuna.trial.Trial(study, t._trial_id).set_user_attr("interrupted", True)
+        study.tell(t.number, state=TrialState.FAIL)
+
+    def _open_slot(self, cell_id: str, state: _CellState, slot: int, trials: list) -> None:
+        study = state.study
+        state.slots_handed.add(slot)
+        finished = [t for t in trials if t.state.is_finished()]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        key = f"{cell_id}-t{slot}"
+        row = self._recorded.get(key) if self._recorded is not None else None
+        if self._recorded is None or row is not None:
+            if row is not None and not finished and running:
+                # the row was written, the driver died before the tell: the row is the record
+                t, running = running[-1], running[:-1]
+                state_, value = outcome_from_row(row)
+                frozen = optuna.trial.Trial(study, t._trial_id)
+                for name in ("score", "normalized_score", "env_steps"):
+                    v = row.get(name)
+                    if v and math.isfinite(float(v)):
+                        frozen.set_user_attr(name, float(v))
+                frozen.set_user_attr("told_from_record", True)
+                study.tell(t.number, value if state_ == TrialState.COMPLETE else None, state=state_)
+                finished = [self._storage.get_trial(t._trial_id)]
+            if finished:
+                state.slots_done.add(slot)
+                for t in running:
+                    self._interrupt(study, t)
+                self._supersede(state, finished)
+                return
+        # no finished record of this slot: it runs (again) with the parameters the journal holds
+        self._supersede(state, finished, keep_none=True)
+        if waiting:
+            state.requeued.append(slot)
+            return
+        for t in running:
+            self._interrupt(study, t)
+        source = (running or finished)[-1] if (running or finished) else None
+        params = dict(source.params) if source is not None else {}
+        study.enqueue_trial(params, user_attrs={"slot": int(slot), "requeued": True}, skip_if_exists=False)
+        state.requeued.append(slot)
+
+    @staticmethod
+    def _supersede(state: _CellState, finished: list, keep_none: bool = False) -> None:
+        """Per slot the latest finished trial counts; `keep_none`: none does (the slot runs again)."""
+        ordered = sorted(finished, key=lambda t: t.number)
+        old = ordered if keep_none else ordered[:-1]
+        state.superseded |= {t.number for t in old}
+
+    def _counted(self, state: _CellState, states: tuple = ()) -> list:
+        trials = state.study.get_trials(deepcopy=False, states=states or None)
+        return [t for t in trials if t.number not in state.superseded and t.state.is_finished()
+                and not t.user_attrs.get("interrupted")]
 
     def study(self, cell_id: str) -> optuna.Study:
         return self._cells[cell_id].study
 
     def best_params(self, cell_id: str) -> dict[str, Any] | None:
-        """The best finished trial's parameters of a cell, None when none finished."""
-        complete = [t for t in self._cells[cell_id].study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        """The best finished trial's parameters of a cell, None when none finished (ties: lowest slot)."""
+        complete = self._counted(self._cells[cell_id], (TrialState.COMPLETE,))
         if not complete:
             return None
         sign = 1 if self.mode == "max" else -1
-        best = max(complete, key=lambda t: (sign * t.value, -t.number))
+        best = max(complete, key=lambda t: (sign * t.value, -int(t.user_attrs.get("slot", 0)), -t.number))
         return self.sample_fn(cell_id, optuna.trial.FixedTrial(best.params))
 
     # ---- accounting -------------------------------------------------------------------------
@@ -226,6 +453,11 @@ class CellSearcher(Searcher):
         return metric in (None, self.metric) and mode in (None, self.mode)
 
     def suggest(self, trial_id: str) -> dict | str | None:
+        # the journal records of one suggestion go to the file in one write
+        with self._journal.batch():
+            return self._suggest(trial_id)
+
+    def _suggest(self, trial_id: str) -> dict | str | None:
         # tuning first, so every cell's study progresses; final seeds fill the slots that the
         # last tuning trials leave idle
         cid = self._next_tuning_cell()
@@ -241,11 +473,13 @@ class CellSearcher(Searcher):
         st = self._cells[cid]
         if st.requeued:
             slot = st.requeued.pop(0)
+            st.study.sampler = self._sampler(cid, slot)
             trial = st.study.ask()
             # an enqueued trial carries its slot; trust it over our queue order
             slot = int(trial.user_attrs.get("slot", slot))
         else:
             slot = min(set(range(self.trials_per_cell)) - st.slots_handed)
+            st.study.sampler = self._sampler(cid, slot)
             trial = st.study.ask()
             trial.set_user_attr("slot", slot)
         st.slots_handed.add(slot)
@@ -270,7 +504,7 @@ class CellSearcher(Searcher):
         open_cells = [c for c in self.cell_ids if len(self._cells[c].slots_handed) < self.trials_per_cell or self._cells[c].requeued]
         if not open_cells:
             return None
-        return min(open_cells, key=lambda c: (len(self._cells[c].slots_handed) - len(self._cells[c].requeued), self.cell_ids.index(c)))
+        return min(open_cells, key=lambda c: (len(self._cells[c].slots_handed) - len(self._cells[c].requeued), self._order[c]))
 
     def _all_handed_out(self) -> bool:
         if self._pending:
@@ -301,7 +535,10 @@ class CellSearcher(Searcher):
         pending = self._pending.pop(trial_id, None)
         if pending is None:
             return
-        cid, trial, result, error = pending
+        with self._journal.batch():
+            self._tell(*pending)
+
+    def _tell(self, cid: str, trial: Any, result: dict | None, error: bool) -> None:
         st = self._cells[cid]
         state, value = outcome(result, error, self.metric)
         if result:
@@ -317,8 +554,9 @@ class CellSearcher(Searcher):
         st.has_complete = st.has_complete or state == TrialState.COMPLETE
 
     def commit_all(self) -> None:
-        for trial_id in list(self._pending):
-            self.commit(trial_id)
+        with self._journal.batch():
+            for trial_id in list(self._pending):
+                self.commit(trial_id)
 
     @property
     def tuning_done(self) -> bool:
