@@ -22,7 +22,8 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from envs.cell_fate_env import env_settings, register_env
+from envs.batched_env import BatchedCellFateEnv
+from envs.cell_fate_env import env_settings
 from envs.errors import UserInputError, choices_error
 from envs.world import load_world
 
@@ -95,14 +96,15 @@ def apply_common(
     `module_overrides` adds model_config entries an algorithm needs (SAC: {"q_heads": 2});
     `settings` supplies the CommonSettings part.
     """
-    register_env()
     env_cfg = env_config(config)
     world = env_cfg["world"]
     env = env_settings(env_cfg)
     options = {**config.module_options, **(module_overrides or {})}
     gpu = resolve_device(config.device) == "cuda"
     return (
-        algo_config.environment("CellFate-v0", env_config=env_cfg)
+        # The class itself, not a registry name: RLlib's vector_entry_point hands it
+        # num_envs, so all of a runner's envs advance in one BatchedCellFateEnv.
+        algo_config.environment(env=BatchedCellFateEnv, env_config=env_cfg)
         .framework("torch")
         .rl_module(
             rl_module_spec=RLModuleSpec(
@@ -114,8 +116,8 @@ def apply_common(
             num_env_runners=config.num_env_runners,
             num_envs_per_env_runner=settings.num_envs_per_env_runner,
             rollout_fragment_length=settings.rollout_fragment_length,
-            # Gymnasium's sync vector env: the cell-fate env is far too cheap for subprocesses.
-            gym_env_vectorize_mode="sync",
+            # All envs of a runner advance in one array operation (envs.batched_env).
+            gym_env_vectorize_mode="vector_entry_point",
         )
         .learners(
             num_learners=0,

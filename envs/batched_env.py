@@ -51,7 +51,6 @@ from envs.errors import UserInputError, choices_error
 from envs.network import Pins, normalize_kind, pin_value
 
 ENGINES = ("auto", "numba", "numpy")
-BATCHED_ENV_NAME = "CellFateBatched-v0"
 
 
 def _advance_kernel(state, rows, buf, pos, count, frozen, inputs, n_inputs, tables):
@@ -156,6 +155,9 @@ class BatchedCellFateEnv(VectorEnv):
 
     def __init__(self, config: dict | None = None, num_envs: int = 1, *, engine: str = "auto"):
         super().__init__()
+        # RLlib's vector_entry_point hands the env class its env_config with num_envs added.
+        config = dict(config or {})
+        num_envs = config.pop("num_envs", num_envs)
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise UserInputError(f"num_envs must be a positive integer, got {num_envs!r}")
         if engine not in ENGINES:
@@ -704,31 +706,3 @@ class BatchedCellFateEnv(VectorEnv):
                 f"on={on} perturbed={self._perturbations[e]}"
             )
         return tuple(out)
-
-
-def make_cell_fate_env(config: dict | None = None):
-    """A Tune/RLlib env creator: a BatchedCellFateEnv when the config carries `num_envs`
-    (RLlib's `vector_entry_point` adds it), else a single CellFateEnv."""
-    config = dict(config or {})
-    num_envs = config.pop("num_envs", None)
-    if num_envs is None:
-        return CellFateEnv(config)
-    return BatchedCellFateEnv(config, num_envs=int(num_envs))
-
-
-def register_batched_env() -> str:
-    """Register `CellFateBatched-v0` with gymnasium (entry point CellFateEnv, vector entry
-    point BatchedCellFateEnv) and with Ray Tune's registry (creator `make_cell_fate_env`)."""
-    if BATCHED_ENV_NAME not in gym.registry:
-        gym.register(
-            BATCHED_ENV_NAME,
-            entry_point="envs.cell_fate_env:CellFateEnv",
-            vector_entry_point="envs.batched_env:BatchedCellFateEnv",
-        )
-    try:
-        from ray.tune.registry import register_env as ray_register
-
-        ray_register(BATCHED_ENV_NAME, make_cell_fate_env)
-    except ImportError:
-        pass
-    return BATCHED_ENV_NAME

@@ -318,13 +318,13 @@ ENV_NAME = "CellFate-v0"
 
 
 def register_env() -> str:
-    """Register with gymnasium (and with Ray Tune's registry when Ray is installed)."""
+    """Register with gymnasium: `gym.make(ENV_NAME)` gives one cell, `gym.make_vec(ENV_NAME,
+    n, vectorization_mode="vector_entry_point")` the batched environment. RLlib gets the
+    creator `envs.batched_env.make_cell_fate_env` directly, not a registry name."""
     if ENV_NAME not in gym.registry:
-        gym.register(ENV_NAME, entry_point="envs.cell_fate_env:CellFateEnv")
-    try:
-        from ray.tune.registry import register_env as ray_register
-
-        ray_register(ENV_NAME, lambda cfg: CellFateEnv(dict(cfg)))
-    except ImportError:
-        pass
+        gym.register(
+            ENV_NAME,
+            entry_point="envs.cell_fate_env:CellFateEnv",
+            vector_entry_point="envs.batched_env:BatchedCellFateEnv",
+        )
     return ENV_NAME

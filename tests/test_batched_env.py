@@ -10,7 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector.utils import batch_space
 
-from envs.batched_env import BATCHED_ENV_NAME, BatchedCellFateEnv, make_cell_fate_env, register_batched_env
+from envs.batched_env import BatchedCellFateEnv
+from envs.cell_fate_env import register_env
 from envs.cell_fate_env import CellFateEnv
 from envs.errors import UserInputError
 from envs.network import BooleanNetwork
@@ -182,16 +183,15 @@ def test_spaces_are_those_of_the_single_env_and_observations_lie_in_them():
 
 
 def test_make_vec_with_the_vector_entry_point_and_the_rllib_creator():
-    assert register_batched_env() == BATCHED_ENV_NAME
-    env = gym.make_vec(BATCHED_ENV_NAME, num_envs=3, vectorization_mode="vector_entry_point",
+    name = register_env()
+    env = gym.make_vec(name, num_envs=3, vectorization_mode="vector_entry_point",
                        config={"world": world("myeloid"), "max_perturb": 1})
     assert isinstance(env, BatchedCellFateEnv) and env.num_envs == 3 and env.max_perturb == 1
     obs, _ = env.reset(seed=0)
     assert obs["x"].shape == (3, 11, 8)
-    # RLlib's vector_entry_point hands the creator its env_config plus num_envs.
-    vec = make_cell_fate_env({"world": world("myeloid"), "worker_index": 1, "num_envs": 4})
+    # RLlib's vector_entry_point hands the env class its env_config plus num_envs.
+    vec = BatchedCellFateEnv({"world": world("myeloid"), "worker_index": 1, "num_envs": 4})
     assert isinstance(vec, BatchedCellFateEnv) and vec.num_envs == 4
-    assert isinstance(make_cell_fate_env({"world": world("myeloid")}), CellFateEnv)
 
 
 def test_bad_arguments_are_refused_in_one_line():
@@ -200,4 +200,4 @@ def test_bad_arguments_are_refused_in_one_line():
     with pytest.raises(UserInputError, match="engine"):
         BatchedCellFateEnv({"world": world("myeloid")}, 2, engine="cuda")
     with pytest.raises(UserInputError, match="environment setting"):
-        BatchedCellFateEnv({"world": world("myeloid"), "num_envs": 2}, 2)
+        BatchedCellFateEnv({"world": world("myeloid"), "bogus": 2}, 2)

@@ -110,7 +110,7 @@ def test_bad_settings_are_one_line_errors(config, message):
         CellFateEnv(config)
 
 
-def test_registered_for_gymnasium_and_ray():
+def test_registered_for_gymnasium():
     import gymnasium as gym
 
     name = register_env()
