@@ -31,7 +31,7 @@ from envs.simulate import FateDistribution, check_perturbations, monte_carlo_fat
 from envs.world import World
 
 MAX_STATES = 1 << 20
-LARGE_NETWORK_STATES = 1 << 15
+LARGE_NETWORK_STATES = 1 << 12
 EXHAUSTIVE_LIMIT = 5000
 BEAM_WIDTH = 32
 RECHECK_FACTOR = 4  # the Monte-Carlo leaders are re-estimated on this many times more cells

@@ -130,7 +130,7 @@ def _attractor_summary(world) -> dict:
 @click.option("--start", default=None, help="Start state name (default: the world's).")
 @click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--top", type=int, default=5, show_default=True)
-@click.option("--cells", type=int, default=500, show_default=True,
+@click.option("--cells", type=int, default=1000, show_default=True,
               help="Monte-Carlo cells per set where exact is out of reach (the leaders are re-estimated on 4x as many).")
 @click.option("--time-budget", "time_budget", type=float, default=None, help="Stop the search after this many seconds (a lower bound).")
 @click.option("--seed", type=int, default=0, show_default=True)

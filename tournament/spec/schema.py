@@ -186,7 +186,7 @@ class OracleSpec(_Strict):
     """
 
     time_budget_s: float = Field(60.0, gt=0)
-    n_cells: int = Field(500, ge=100)
+    n_cells: int = Field(1000, ge=100)
 
 
 class ResourcesSpec(_Strict):
