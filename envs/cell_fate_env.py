@@ -88,10 +88,7 @@ def env_settings(config: dict | None) -> dict[str, Any]:
         raise choices_error("update scheme", s["scheme"], UPDATE_SCHEMES)
     s["condition"] = world.check_condition(s["condition"])
     s["kinds"] = normalize_kinds(s["kinds"])
-    limit = world.n_genes
-    k = s["max_perturb"]
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= limit:
-        raise UserInputError(f"max_perturb must be an integer in 1..{limit} (genes of world {world.name}), got {k!r}")
+    world.check_max_perturb(s["max_perturb"])
     if s["task"] == "steer":
         s["target"] = s["target"] if s["target"] is not None else world.fates[-1]
         world.fate_index(s["target"])

@@ -179,10 +179,7 @@ def fate_distribution(
 
 
 def _check_k(world: World, max_perturb: int) -> int:
-    k = int(max_perturb)
-    if not 0 <= k <= world.n_genes:
-        raise UserInputError(f"max_perturb must be in 0..{world.n_genes} (the number of genes), got {max_perturb!r}")
-    return k
+    return world.check_max_perturb(max_perturb, minimum=0)
 
 
 def count_sets(n_genes: int, n_kinds: int, size: int) -> int:

@@ -101,6 +101,16 @@ class World:
         except ValueError:
             raise choices_error(f"gene of world {self.name!r}", gene, self.gene_names) from None
 
+    def check_max_perturb(self, k, minimum: int = 1, what: str = "max_perturb") -> int:
+        """The one range check of MAX_PERTURB: an integer in minimum..genes (one pin per gene;
+        the environment needs at least 1, the oracle also takes 0)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not minimum <= k <= self.n_genes:
+            raise UserInputError(
+                f"{what} must be an integer in {minimum}..{self.n_genes} (one perturbation per gene of world "
+                f"{self.name}), got {k!r}"
+            )
+        return int(k)
+
     def max_level(self, gene: "int | str") -> int:
         g = gene if isinstance(gene, (int, np.integer)) else self.gene_index(gene)
         return len(self.gene_vars[g])

@@ -122,7 +122,7 @@ def test_default_asgd_space_keeps_lr_min_below_lr_max():
 @pytest.mark.parametrize("k", [0, 12, -1])
 def test_max_perturb_out_of_range(k):
     msg = error_of(base(grid={"algorithm": ["PPO"], "max_perturb": [2, k]}))
-    assert msg.startswith("grid.max_perturb[1]:") and "valid: 1..11" in msg
+    assert msg.startswith("grid.max_perturb[1] must be an integer in 1..11") and repr(k) in msg
 
 
 def test_budget_smaller_than_one_iteration():

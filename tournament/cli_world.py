@@ -141,7 +141,7 @@ def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, c
 
     w = load_world(world)
     kinds_t = parse_kinds(kinds)
-    _check_max_perturb(max_perturb, w)
+    w.check_max_perturb(max_perturb, minimum=0, what="--max-perturb")
     if task == "predict":
         result = bayes_optimal_accuracy(w, max_perturb, kinds_t, start=start, condition=condition, n_cells=cells,
                                         seed=seed, time_budget_s=time_budget)
@@ -167,11 +167,6 @@ def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, c
         sets = ", ".join(f"{g} {k}" for g, k in entry["perturbations"]) or "none"
         se = f" ± {entry['stderr']:.3f}" if entry.get("stderr") else ""
         click.echo(f"  {i}. p={entry['probability']:.4f}{se}  {sets}")
-
-
-def _check_max_perturb(k: int, world) -> None:
-    if k < 0 or k > world.n_genes:
-        raise UserInputError(f"--max-perturb must be in 0..{world.n_genes} for world {world.name}, got {k}")
 
 
 def _fmt_fates(fates: dict[str, float]) -> str:

@@ -197,16 +197,9 @@ def check_spec(spec: TournamentSpec) -> None:
         for key in spec.target:
             if key not in worlds:
                 raise _choices(f"target.{key}", "world", key, list(worlds))
-    n_kinds = len(set(normalize_kind(k) for k in spec.kinds))
     for wkey, world in worlds.items():
-        # at most one pin per gene, so the environment's bound is the number of genes
-        limit = min(world.n_genes, world.n_genes * n_kinds)
         for i, k in enumerate(spec.grid.max_perturb):
-            if not 1 <= k <= limit:
-                raise UserInputError(
-                    f"grid.max_perturb[{i}]: {k} is out of range for world {world.name} "
-                    f"({world.n_genes} genes x {n_kinds} kinds, one perturbation per gene); valid: 1..{limit}"
-                )
+            world.check_max_perturb(k, what=f"grid.max_perturb[{i}]")
         if "steer" in spec.task:
             path = f"target.{wkey}" if isinstance(spec.target, dict) else "target"
             for t in spec.targets_for(wkey, world.fates):
