@@ -5,7 +5,7 @@ of the project.
 """
 
 from .asgd import ASGDAdam, ASGDAmsgrad
-from .registry import OPTIMIZER_NAMES, active_lr_stats, make_optimizer, optimizer_hparam_names
+from .registry import OPTIMIZER_NAMES, TUNABLE_HPARAMS, active_lr_stats, make_optimizer
 
 __all__ = [
     "ASGDAdam",
@@ -13,5 +13,5 @@ __all__ = [
     "OPTIMIZER_NAMES",
     "active_lr_stats",
     "make_optimizer",
-    "optimizer_hparam_names",
+    "TUNABLE_HPARAMS",
 ]

@@ -23,17 +23,18 @@ _KNOWN_KEYS = frozenset(
 )
 _TORCH_ADAM_KEYS = ("betas", "eps", "weight_decay")
 _ASGD_KEYS = ("betas", "eps", "weight_decay", "switch", "threshold")
+# The scalar hyperparameters of each optimizer a search may tune (betas is a pair: fixed only).
+TUNABLE_HPARAMS: dict[str, tuple[str, ...]] = {
+    "adam": ("lr", "eps", "weight_decay"),
+    "amsgrad": ("lr", "eps", "weight_decay"),
+    "asgd_adam": ("lr_min", "lr_max", "eps", "weight_decay", "switch", "threshold"),
+    "asgd_amsgrad": ("lr_min", "lr_max", "eps", "weight_decay", "switch", "threshold"),
+}
 
 
 def _check_name(name: str) -> None:
     if name not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZER_NAMES)}")
-
-
-def optimizer_hparam_names(name: str) -> tuple[str, ...]:
-    """Learning-rate keys a search space should tune for this optimizer."""
-    _check_name(name)
-    return ("lr",) if name in ("adam", "amsgrad") else ("lr_min", "lr_max")
 
 
 def make_optimizer(

@@ -16,8 +16,8 @@ from optim import (
     ASGDAdam,
     ASGDAmsgrad,
     active_lr_stats,
+    TUNABLE_HPARAMS,
     make_optimizer,
-    optimizer_hparam_names,
 )
 
 
@@ -260,13 +260,15 @@ def test_registry_builds_each_name_from_single_lr(name, cls, amsgrad):
         assert stats["frac_lr_max"] == 1.0
 
 
-def test_registry_prefers_lr_range_and_reports_hparam_names():
+def test_registry_prefers_lr_range_and_every_tunable_key_builds():
     opt = make_optimizer("asgd_adam", [torch.zeros(2, requires_grad=True)], {"lr": 1.0, "lr_min": 1e-4, "lr_max": 1e-2})
     assert (opt.param_groups[0]["lr_min"], opt.param_groups[0]["lr_max"]) == (1e-4, 1e-2)
-    assert optimizer_hparam_names("adam") == ("lr",)
-    assert optimizer_hparam_names("amsgrad") == ("lr",)
-    assert optimizer_hparam_names("asgd_adam") == ("lr_min", "lr_max")
-    assert optimizer_hparam_names("asgd_amsgrad") == ("lr_min", "lr_max")
+    assert set(TUNABLE_HPARAMS) == set(OPTIMIZER_NAMES)
+    values = {"lr": 1e-3, "lr_min": 1e-4, "lr_max": 1e-3, "eps": 1e-8, "weight_decay": 0.0, "switch": "threshold",
+              "threshold": 1.0}
+    for name, keys in TUNABLE_HPARAMS.items():
+        built = make_optimizer(name, [torch.zeros(2, requires_grad=True)], {k: values[k] for k in keys})
+        assert built.param_groups[0]["eps"] == 1e-8
     assert math.isnan(active_lr_stats(opt)["frac_lr_max"])  # no step taken yet
 
 
@@ -284,9 +286,6 @@ def test_registry_prefers_lr_range_and_reports_hparam_names():
 def test_registry_rejects_bad_input(name, hparams, match):
     with pytest.raises(ValueError, match=match):
         make_optimizer(name, [torch.zeros(2, requires_grad=True)], hparams)
-    if name == "sgd":
-        with pytest.raises(ValueError, match="unknown optimizer"):
-            optimizer_hparam_names(name)
 
 
 def test_package_imports_nothing_from_project():

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from optim.registry import TUNABLE_HPARAMS
+
 # Seeds: tuning trial n of a cell trains with hpo.seed_base + n, final seed j with
 # final.seed_base + j. The ranges are checked to be disjoint (Eimer et al., ICML 2023: tune on
 # other seeds than those you report). Evaluation episodes use yet other seeds (evaluation.seed).
@@ -28,8 +30,8 @@ DEVICES = ("cpu", "cuda", "auto")
 ADAM_FAMILY = ("adam", "amsgrad")
 # Optimizer hyperparameters the search space may name, per optimizer family. asgd_* search
 # lr_min and lr_ratio = lr_max / lr_min >= 1, so lr_min <= lr_max holds for every sample.
-ADAM_PARAMS = ("lr", "eps", "weight_decay")
-ASGD_PARAMS = ("lr_min", "lr_ratio", "lr_max", "eps", "weight_decay", "switch", "threshold")
+ADAM_PARAMS = TUNABLE_HPARAMS["adam"]
+ASGD_PARAMS = ("lr_ratio",) + TUNABLE_HPARAMS["asgd_adam"]  # lr_ratio: the search's reparametrization
 DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "adam": {"lr": [1e-5, 3e-3]},
     "amsgrad": {"lr": [1e-5, 3e-3]},
