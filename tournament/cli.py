@@ -15,7 +15,7 @@ import click
 from envs.errors import UserInputError
 
 # run / resume / status / report; worlds / oracle / simulate / infer; bench
-COMMAND_MODULES = ("tournament.cli_run", "tournament.cli_world", "tournament.cli_bench", "tournament.cli_import")
+COMMAND_MODULES = ("tournament.cli_run", "tournament.cli_plan", "tournament.cli_world", "tournament.cli_bench", "tournament.cli_import")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
