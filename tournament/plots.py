@@ -4,6 +4,11 @@ Figures are built with matplotlib's object API on the Agg canvas (no pyplot stat
 report never touches the caller's backend) and saved as PNG without a timestamp, so the same run
 directory gives the same bytes. Colours are the Okabe-Ito palette (safe for colour-blind
 readers) and each series also differs in marker or line style, so no figure relies on colour.
+
+Large runs are summarized rather than drawn in full: at most MAX_PANELS panels a figure, the best
+MAX_BOARD_ROWS cells of a group in the leaderboard figure, MAX_LINES curves a panel, and the
+MAX_FOREST_CELLS most extreme matching cells of an ablation; each figure says what it left out
+(every cell is in leaderboard.csv and ablations.csv).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 GRID_POINTS = 50
 MAX_LINES = 8
+MAX_PANELS = 12
+MAX_BOARD_ROWS = 30
+MAX_FOREST_CELLS = 8
 _RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
        "axes.spines.top": False, "axes.spines.right": False}
 
@@ -40,6 +48,13 @@ def _styled(fn: Callable[..., Figure | None]) -> Callable[..., Figure | None]:
         with matplotlib.rc_context(_RC):
             return fn(*args, **kwargs)
     return wrapper
+
+
+def _capped(items: list, limit: int = MAX_PANELS) -> tuple[list, str]:
+    """The first `limit` panels and a note on how many were left out."""
+    if len(items) <= limit:
+        return items, ""
+    return items[:limit], f" (first {limit} of {len(items)} panels; the tables hold every cell)"
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -135,7 +150,7 @@ def plot_learning_curves(
     y = "eval_score" if has_eval else "episode_return_mean"
     if y not in cv:
         return None
-    facets = list(leaderboard.groupby([*GROUP_AXES, "max_perturb"], sort=True))
+    facets, left_out = _capped(list(leaderboard.groupby([*GROUP_AXES, "max_perturb"], sort=True)))
     fig = _new_figure(10.0, 3.2 * len(facets) + 0.6)
     axes = fig.subplots(len(facets), 1, squeeze=False)[:, 0]
     drew = False
@@ -163,7 +178,7 @@ def plot_learning_curves(
             _legend_outside(ax, title="algorithm / optimizer / module")
     if not drew:
         return None
-    fig.suptitle("Learning curves: mean over final seeds, shaded 95% bootstrap band")
+    fig.suptitle("Learning curves: mean over final seeds, shaded 95% bootstrap band" + left_out)
     return fig
 
 
@@ -177,8 +192,8 @@ def plot_leaderboard(leaderboard: pd.DataFrame) -> Figure | None:
     lb = leaderboard[np.isfinite(leaderboard["iqm"].astype(float))]
     if lb.empty:
         return None
-    groups = list(lb.groupby(list(GROUP_AXES), sort=True))
-    heights = [max(1.6, 0.32 * len(g) + 1.0) for _, g in groups]
+    groups, left_out = _capped(list(lb.groupby(list(GROUP_AXES), sort=True)))
+    heights = [max(1.6, 0.32 * min(len(g), MAX_BOARD_ROWS) + 1.0) for _, g in groups]
     fig = _new_figure(10.0, sum(heights) + 0.6)
     axes = fig.subplots(len(groups), 1, squeeze=False, height_ratios=heights)[:, 0]
     styles = {
@@ -189,7 +204,8 @@ def plot_leaderboard(leaderboard: pd.DataFrame) -> Figure | None:
         "provisional": dict(color=PALETTE[3], marker="v", label="provisional (tuning score)"),
     }
     for ax, ((world, task, target), g) in zip(axes, groups):
-        g = g.sort_values("rank").reset_index(drop=True)
+        n_cells = len(g)
+        g = g.sort_values("rank").head(MAX_BOARD_ROWS).reset_index(drop=True)
         ypos = np.arange(len(g))[::-1]
         used = {}
         for yv, (_, r) in zip(ypos, g.iterrows()):
@@ -216,12 +232,27 @@ def plot_leaderboard(leaderboard: pd.DataFrame) -> Figure | None:
             used.setdefault(f"oracle optimum, k={r['max_perturb']} ({what})", h)
         ax.set_yticks(ypos, [f"{int(r['rank'])}. {_row_label(r)}" for _, r in g.iterrows()])
         ax.set_ylim(-0.7, len(g) - 0.3)
-        ax.set_title(group_label(world, task, target))
+        more = f" (best {MAX_BOARD_ROWS} of {n_cells} cells)" if n_cells > MAX_BOARD_ROWS else ""
+        ax.set_title(group_label(world, task, target) + more)
         ax.set_xlabel(f"IQM of final-seed scores ({score_unit(task)}), 95% bootstrap interval")
         ax.grid(axis="x", alpha=0.3)
         _legend_outside(ax, list(used.values()), list(used.keys()))
-    fig.suptitle("Leaderboard: ranked by IQM")
+    fig.suptitle("Leaderboard: ranked by IQM" + left_out)
     return fig
+
+
+def _forest_rows(ablations: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's aggregate row, then at most MAX_FOREST_CELLS of its cells: the largest and the
+    smallest differences (all of them when there are few)."""
+    parts = []
+    for _, g in ablations.groupby("ablation", sort=False):
+        agg, cells = g[g["level"] != "cell"], g[g["level"] == "cell"]
+        if len(cells) > MAX_FOREST_CELLS:
+            order = cells.sort_values(["difference", "match"], ascending=[False, True])
+            half = MAX_FOREST_CELLS // 2
+            cells = pd.concat([order.head(half), order.tail(MAX_FOREST_CELLS - half)])
+        parts += [agg.assign(_shown=len(cells)), cells]
+    return pd.concat(parts, ignore_index=True)
 
 
 @_styled
@@ -229,7 +260,7 @@ def plot_ablation_forest(ablations: pd.DataFrame) -> Figure | None:
     """Paired differences (variant - baseline) with 95% intervals; zero marks no effect."""
     if ablations.empty:
         return None
-    rows = ablations.reset_index(drop=True)
+    rows = _forest_rows(ablations)
     fig = _new_figure(10.0, 0.34 * len(rows) + 1.8)
     ax = fig.subplots()
     ypos = np.arange(len(rows))[::-1]
@@ -249,7 +280,9 @@ def plot_ablation_forest(ablations: pd.DataFrame) -> Figure | None:
         handles.setdefault(r["ablation"], h)
         p = f"P(improve)={r['prob_improvement']:.2f}"
         if agg:
-            labels.append(f"{r['ablation']}: all {r['n_cells']} cell(s), {p}")
+            shown = r.get("_shown")
+            part = f" ({int(shown)} most extreme shown)" if pd.notna(shown) and shown < r["n_cells"] else ""
+            labels.append(f"{r['ablation']}: all {r['n_cells']} cell(s){part}, {p}")
         else:
             values = [part.split("=", 1)[-1] for part in str(r["match"]).split(", ")]
             labels.append(f"    {'/'.join(values)}, {p}")
@@ -270,7 +303,7 @@ def plot_max_perturb(view: pd.DataFrame) -> Figure | None:
     view = view[np.isfinite(view["normalized_iqm"].astype(float))]
     if view.empty:
         return None
-    groups = list(view.groupby(list(GROUP_AXES), sort=True))
+    groups, left_out = _capped(list(view.groupby(list(GROUP_AXES), sort=True)))
     fig = _new_figure(10.0, 3.4 * len(groups) + 0.6)
     axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     for ax, ((world, task, target), g) in zip(axes, groups):
@@ -295,7 +328,7 @@ def plot_max_perturb(view: pd.DataFrame) -> Figure | None:
         ax.set_title(group_label(world, task, target) + ": best optimizer/module per algorithm")
         ax.grid(alpha=0.3)
         _legend_outside(ax, title="algorithm")
-    fig.suptitle("Score as a function of MAX_PERTURB (95% bootstrap intervals)")
+    fig.suptitle("Score as a function of MAX_PERTURB (95% bootstrap intervals)" + left_out)
     return fig
 
 

@@ -10,8 +10,9 @@ whose record is incomplete and nothing that finished:
 - a damaged last record is cut off (its bytes kept in damaged/);
 - curve rows and final scores of a trial without a trials.csv row are set aside (the trial runs
   again under the same id; before this version the driver could leave such rows);
-- a final trial whose final score row is missing or damaged, and a trial whose last curve
-  record is damaged, run again: their rows are set aside;
+- a final trial whose final score row is missing or damaged, and a trial whose curve does not
+  reach the env steps of its row (the end of curves.csv was cut), run again: their rows are set
+  aside;
 - status.json and oracle.json that do not parse are set aside (both are rebuilt), and so is
   manifest.json (a new one is started; the old one is kept).
 
@@ -88,14 +89,17 @@ def scan_run(root: "str | Path") -> RunScan:
     return scan
 
 
-def _trial_of_partial_curve(line: bytes, known: set[str]) -> str | None:
-    """The trial a cut-short curves.csv record belonged to, when its first field names one."""
-    text = line.decode("utf-8", "replace").lstrip('"')
-    first = text.split(",", 1)[0].rstrip('"')
-    if "," in text and first in known:
-        return first
-    matches = [k for k in known if k.startswith(first)] if first else []
-    return matches[0] if len(matches) == 1 else None
+def _incomplete_curves(trials: list[dict], curves: list[dict]) -> set[str]:
+    """Recorded trials whose curve does not reach the env steps their row says they ended at.
+
+    A trial's curve rows are appended before its row, so this only happens when the end of
+    curves.csv was lost (its last record cut); such a trial runs again.
+    """
+    reached: dict[str, float] = {}
+    for c in curves:
+        if c["env_steps"]:
+            reached[c["trial_id"]] = max(reached.get(c["trial_id"], -1.0), float(c["env_steps"]))
+    return {r["trial_id"] for r in trials if r["env_steps"] and reached.get(r["trial_id"]) != float(r["env_steps"])}
 
 
 class _SetAside:
@@ -155,7 +159,6 @@ def repair_for_resume(root: "str | Path", warn: Callable[[str], None] | None = N
 
     # 1. partial last records
     tables = scan.tables
-    cut_curve_trials: set[str] = set()
     for name, table in tables.items():
         for d in table.damage:  # only last-record damage is left here
             data = (root / name).read_bytes()
@@ -164,10 +167,6 @@ def repair_for_resume(root: "str | Path", warn: Callable[[str], None] | None = N
                 note(f"{d}; the file is set aside in {where} and starts again")
             else:
                 note(f"{d}; set aside in {where}")
-            if name == "curves.csv":
-                trial = _trial_of_partial_curve(data[d.start:], {r["trial_id"] for r in tables["trials.csv"].rows})
-                if trial is not None:
-                    cut_curve_trials.add(trial)
             rewrite[name] = b""  # rebuilt below from the good rows
     for d in scan.journal_damage:
         data = paths.studies.read_bytes()
@@ -183,6 +182,7 @@ def repair_for_resume(root: "str | Path", warn: Callable[[str], None] | None = N
 
     # 2. the tables a trial apart: trials.csv rows are the record of what finished
     trials, curves, finals = tables["trials.csv"].rows, tables["curves.csv"].rows, tables["final_scores.csv"].rows
+    cut_curve_trials = _incomplete_curves(trials, curves)
     keep_trials: list[dict] = []
     seen: set[str] = set()
     dropped_trials: list[dict] = []

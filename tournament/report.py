@@ -316,7 +316,7 @@ def build_report(
         try:
             atomic_write_bytes(run_dir / rel, data.encode("utf-8") if isinstance(data, str) else data)
         except OSError as exc:  # a read-only directory or a full disk: one line, the records untouched
-            raise write_error(run_dir / rel, exc, run_dir) from exc
+            raise write_error(run_dir / rel, exc, run_dir, then=f"rebuild it with `tournament report {run_dir}`") from exc
         written[rel] = run_dir / rel
 
     put("leaderboard.csv", _csv(lb))

@@ -69,17 +69,19 @@ class RunDirWriteError(UserInputError):
     disk stays as it was), so the run continues with `tournament resume` once the cause is gone.
     """
 
-    def __init__(self, path: "str | Path", exc: OSError, root: "str | Path | None" = None):
+    def __init__(self, path: "str | Path", exc: OSError, root: "str | Path | None" = None, then: str | None = None):
         self.path, self.errno = Path(path), exc.errno
         cause = _WRITE_CAUSES.get(exc.errno, "write failed")
         where = Path(root) if root is not None else self.path.parent
+        then = then or f"continue with `tournament resume {where}`"
         super().__init__(
             f"cannot write {self.path}: {cause} ({exc.strerror or exc}); every record already on disk "
-            f"is kept: fix that, then continue with `tournament resume {where}`")
+            f"is kept: fix that, then {then}")
 
 
-def write_error(path: "str | Path", exc: OSError, root: "str | Path | None" = None) -> RunDirWriteError:
-    return exc if isinstance(exc, RunDirWriteError) else RunDirWriteError(path, exc, root)
+def write_error(path: "str | Path", exc: OSError, root: "str | Path | None" = None,
+                then: str | None = None) -> RunDirWriteError:
+    return exc if isinstance(exc, RunDirWriteError) else RunDirWriteError(path, exc, root, then)
 
 
 def atomic_write_text(path: "str | Path", text: str) -> None:

@@ -176,7 +176,22 @@ class RunDirCallback(_tune_callback_base()):
         # curve points of running trials by iteration; they go to curves.csv when the trial ends
         self._curves: dict[str, dict[str, dict]] = {}
         self._last_flush = 0.0
+        # Tune turns an exception in a trial's result handling into a trial failure (and retries
+        # the trial); a failed write is kept here instead and raised between steps, stopping the run
+        self.write_failure: RunDirWriteError | None = None
         self.flush(force=True)
+
+    def _guarded(self, fn: Any, *args: Any) -> None:
+        if self.write_failure is not None:
+            return  # the run is stopping; nothing more is written or told
+        try:
+            fn(*args)
+        except RunDirWriteError as exc:
+            self.write_failure = exc
+
+    def raise_write_failure(self) -> None:
+        if self.write_failure is not None:
+            raise self.write_failure
 
     # -- helpers --
     @staticmethod
@@ -270,19 +285,23 @@ class RunDirCallback(_tune_callback_base()):
         }
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._record(trial, trial.last_result, None)
+        self._guarded(self._record, trial, trial.last_result, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._record(trial, trial.last_result, _error_line(trial))
+        self._guarded(self._record, trial, trial.last_result, _error_line(trial))
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self.raise_write_failure()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self.flush()
+        self.raise_write_failure()
+        self._guarded(self.flush)
         self.display.update(self.tracker.status())
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if hasattr(self.searcher, "commit_all"):
-            self.searcher.commit_all()
-        self.flush(force=True)
+            self._guarded(self.searcher.commit_all)
+        self._guarded(self.flush, True)
 
 
 # ---- Ray ------------------------------------------------------------------------------------------
@@ -481,6 +500,7 @@ def run_tournament(
         with display:
             display.update(tracker.status(), force=True)
             _fit(spec, searcher, callback, storage_path, storage_fs, f"attempt-{attempt}", cells)
+            callback.raise_write_failure()
             callback.flush(force=True)
             display.update(tracker.status(), force=True)
         complete = searcher._all_handed_out() and not tracker.running and tracker.remaining == 0

@@ -188,7 +188,8 @@ class RunJournalBackend(BaseJournalBackend):
 def journal_storage(path: "str | Path", root: "str | Path | None" = None) -> JournalStorage:
     """The JournalStorage at `path` (a .log file; `optuna-dashboard path` opens it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(RunJournalBackend(path, root=root))
 
 
@@ -315,7 +316,8 @@ class CellSearcher(Searcher):
         self._sampler_name = sampler
         self._seed = int(seed)
         self._n_startup = int(n_startup_trials)
-        Path(self.storage_file).parent.mkdir(parents=True, exist_ok=True)
+        if not Path(self.storage_file).parent.is_dir():
+            Path(self.storage_file).parent.mkdir(parents=True, exist_ok=True)
         self._journal = RunJournalBackend(self.storage_file, root=run_dir)
         self._storage = JournalStorage(self._journal)
         self._recorded = recorded

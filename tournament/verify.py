@@ -171,7 +171,8 @@ def _tables_consistent(scan: RunScan) -> list[Check]:
                             "final_scores.csv")
     for key, got in sorted(by_key.items()):
         if key not in ok_finals:
-            problems.append(f"final_scores.csv row of cell {key[0]}, seed {key[1]} without a finished final trial")
+            problems.append(f"final_scores.csv row of cell {key[0]}, seed {key[1]} without a finished final trial "
+                            "(`tournament resume` sets it aside and runs the trial)")
         elif len(got) > 1:
             problems.append(f"final_scores.csv holds cell {key[0]}, seed {key[1]} {len(got)} times")
     out.append(Check("trials vs final_scores", FAIL if problems else OK,
@@ -192,7 +193,8 @@ def _tables_consistent(scan: RunScan) -> list[Check]:
         iters[tid].add(c["iteration"])
         if c["env_steps"]:
             steps[tid] = max(steps.get(tid, -math.inf), float(c["env_steps"]))
-    problems += [f"curves.csv: rows of trial {t} without a trials.csv row" for t in sorted(orphans)]
+    problems += [f"curves.csv: rows of trial {t} without a trials.csv row (a driver stopped mid-record: "
+                 "`tournament resume` sets them aside)" for t in sorted(orphans)]
     for r in trials:
         if r["trial_id"] in steps and r["env_steps"] and float(r["env_steps"]) != steps[r["trial_id"]]:
             problems.append(f"trial {r['trial_id']}: {r['env_steps']} env steps in trials.csv, its curve ends at "
@@ -204,6 +206,8 @@ def _tables_consistent(scan: RunScan) -> list[Check]:
 
 
 def _tune_results(paths: RunPaths, scan: RunScan, spec: dict) -> Check:
+    """Each finished trial's Tune folder, its checkpoint (when it trained past checkpoint_every
+    iterations) and, where Tune's result log reaches the trial's end, the same score."""
     name = "checkpoints and scores"
     storage = str((spec.get("execution") or {}).get("storage", ""))
     if "://" in storage:
@@ -216,35 +220,52 @@ def _tune_results(paths: RunPaths, scan: RunScan, spec: dict) -> Check:
         for d in attempt.iterdir():
             if d.is_dir() and "_" in d.name:
                 dirs.setdefault(d.name.rsplit("_", 1)[0], []).append(d)
+    iterations: dict[str, int] = {}
+    for c in scan.tables["curves.csv"].rows:
+        iterations[c["trial_id"]] = max(iterations.get(c["trial_id"], 0), int(c["iteration"]))
     problems: list[str] = []
-    n_ckpt = n_checked = 0
+    n_ckpt = n_checked = n_behind = 0
     for r in scan.tables["trials.csv"].rows:
         if r["status"] != "ok" or not r["score"]:
             continue
         key = r["trial_id"]
-        found = None
         candidates = dirs.get(key) or [d for k, ds in dirs.items() if key.startswith(k) for d in ds]  # cut names
-        for d in candidates:
-            last = _last_result(d / "result.json")
-            if last is not None and last.get("trial_key") == key and not last.get("failed"):
-                found = (d, last)
-        if found is None:
-            problems.append(f"trial {key}: no Tune result in tune/")
+        if not candidates:
+            problems.append(f"trial {key}: no Tune trial folder in tune/")
             continue
-        d, last = found
         n_checked += 1
+        if iterations.get(key, 0) > every:
+            if any(any(d.glob("checkpoint_*")) for d in candidates):
+                n_ckpt += 1
+            else:
+                problems.append(f"trial {key}: {iterations[key]} iterations, no checkpoint in tune/")
+        ended = None
+        for d in sorted(candidates, key=_attempt_number):  # a trial that ran again: its latest run counts
+            last = _last_result(d / "result.json")
+            # the run that ended the trial: finished, or stopped early by the median rule
+            if last is not None and last.get("trial_key") == key and not last.get("failed") and (
+                    last.get("finished") or r["fail_reason"]):
+                ended = (d, last)
+        if ended is None:
+            n_behind += 1  # Tune's log of a stopped driver can end before the trial did
+            continue
+        d, last = ended
         score = last.get("score")
         if not (isinstance(score, (int, float)) and math.isclose(float(score), float(r["score"]), rel_tol=1e-9)):
             problems.append(f"trial {key}: score {r['score']} in trials.csv, {score} in {d.name}/result.json")
-        if int(last.get("iteration") or 0) > every:
-            if any(d.glob("checkpoint_*")):
-                n_ckpt += 1
-            else:
-                problems.append(f"trial {key}: {last.get('iteration')} iterations, no checkpoint in {d.name}")
     if problems:
         return Check(name, FAIL, _first(problems, "more"))
-    return Check(name, OK, f"{n_checked} finished trials have their Tune result with the same score; "
-                           f"{n_ckpt} with more than {every} iteration(s) have their checkpoint")
+    text = (f"{n_checked} finished trials have their Tune folder; {n_ckpt} that trained past {every} "
+            f"iteration(s) have their checkpoint; scores agree with Tune's result log")
+    if n_behind:
+        return Check(name, WARN, text + f" ({n_behind} trial(s) not in it: Tune's log of a stopped driver ends "
+                                        "early; trials.csv holds their scores)")
+    return Check(name, OK, text)
+
+
+def _attempt_number(trial_dir: Path) -> int:
+    tail = trial_dir.parent.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 def _last_result(path: Path) -> dict | None:
@@ -290,7 +311,7 @@ def verify_run(root: "str | Path") -> list[Check]:
     finished_run = isinstance(manifest, dict) and manifest.get("status") == "finished"
     checks = [_spec_check(paths, manifest), *_documents_check(scan)]
     for table, t in scan.tables.items():
-        what = f"{len(t.rows)} records, each complete" if t.exists else "not written yet"
+        what = f"{len(t.rows)} record(s), each complete" if t.exists else "not written yet"
         checks.append(_damage_check(table, t.damage, what))
     checks.append(_damage_check("optuna/studies.log", scan.journal_damage,
                                 f"{scan.journal_records} journal records, each complete"))
