@@ -134,7 +134,7 @@ PROBE = r"""
 import json, time
 import psutil, ray
 from ray._raylet import AuthenticationMode, get_authentication_mode
-from tournament.runner import init_ray
+from tournament.ray_session import init_ray
 
 init_ray(None, 1)
 time.sleep(3)  # workers and agents open their ports after ray.init returns

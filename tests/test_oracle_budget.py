@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tournament.cells import expand_grid
-from tournament.runner import compute_oracle
+from tournament.oracle_table import compute_oracle
 from tournament.spec import parse_spec
 from tournament_helpers import tiny_ppo_spec
 

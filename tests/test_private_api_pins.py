@@ -131,6 +131,6 @@ def test_ray_private_names_used_by_the_runner_and_the_cluster_tests():
     from ray._raylet import AuthenticationMode, get_authentication_mode
 
     assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool)
-    # Read while a node picks its address: what tournament.runner._loopback_node_address relies on.
+    # Read while a node picks its address: what tournament.ray_session._loopback_node_address relies on.
     assert "ray_constants.ENABLE_RAY_CLUSTER" in inspect.getsource(services.get_node_ip_address)
     assert hasattr(AuthenticationMode, "TOKEN") and callable(get_authentication_mode)

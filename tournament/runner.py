@@ -28,9 +28,7 @@ A write that fails (full disk, read-only directory) stops the run with one line 
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import logging
 import math
 import os
@@ -38,21 +36,17 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from envs.errors import UserInputError
 from tournament.cells import Cell, expand_grid
 from tournament.progress import ProgressDisplay, ProgressTracker
 from tournament.rundir import (
-    CURVE_COLUMNS,
-    FINAL_COLUMNS,
     TRIAL_COLUMNS,
-    AppendTable,
     RunDirWriteError,
     RunPaths,
     atomic_write_json,
     atomic_write_text,
-    is_finite_number,
     new_manifest,
     now_iso,
     read_json,
@@ -63,335 +57,18 @@ from tournament.rundir import (
 )
 from tournament.spec import TournamentSpec, parse_spec, validate_spec_fields
 
+from tournament.oracle_table import compute_oracle
+from tournament.ray_session import _storage, _trial_dirname, _upload, init_ray, is_uri
+from tournament.recorder import RunDirCallback, write_status
 DEFAULT_LOCAL_ROOT = "runs"
 log = logging.getLogger("tournament")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def is_uri(storage: str) -> bool:
-    return "://" in storage
 
 
 def run_dir_for(spec: TournamentSpec) -> Path:
     """The local run directory: `<storage>/<name>`, or `runs/<name>` mirroring a URI."""
     storage = spec.execution.storage
     return Path(DEFAULT_LOCAL_ROOT if is_uri(storage) else storage) / spec.name
-
-
-# ---- oracle ---------------------------------------------------------------------------------------
-
-
-def _oracle_start(spec: TournamentSpec) -> Any:
-    start = spec.env.get("start")
-    if isinstance(start, (list, tuple)):
-        return start[0] if len(start) == 1 else list(start)
-    return start
-
-
-def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") -> dict[str, dict]:
-    """oracle.json entries for every (world, task, target, max_perturb) of the grid, computed once."""
-    from envs.world import load_world
-
-    oracle: dict[str, dict] = read_json(path, {}) or {}
-    start = _oracle_start(spec)
-    condition = spec.env.get("condition")
-    budget, n_cells = spec.oracle.time_budget_s, spec.oracle.n_cells
-    for cell in cells:
-        key = cell.oracle_key
-        if key in oracle:
-            continue
-        world = load_world(cell.world)
-        try:
-            from envs.oracle import bayes_optimal_accuracy, best_perturbations
-
-            if cell.task == "steer":
-                s = start if not isinstance(start, list) else start[0]
-                res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=s, top=10,
-                                         condition=condition, n_cells=n_cells, time_budget_s=budget)
-                entry = {"optimum": float(res.optimum), "exact": bool(res.exact), "method": res.method,
-                         "baseline": res.baseline, "best": res.best, "stderr": res.stderr}
-            else:
-                res = bayes_optimal_accuracy(world, cell.max_perturb, tuple(spec.kinds), start=start,
-                                             condition=condition, n_cells=n_cells, time_budget_s=budget)
-                entry = {"optimum": float(res["optimum"]), "exact": bool(res["exact"]), "method": res["method"],
-                         "baseline": {}, "best": [], "stderr": res.get("stderr")}
-        except UserInputError:
-            raise
-        except Exception as exc:  # the tournament is still worth running without an optimum
-            entry = {"optimum": None, "exact": False, "method": f"unavailable: {type(exc).__name__}: {exc}",
-                     "baseline": {}, "best": []}
-        oracle[key] = entry
-        atomic_write_json(path, oracle)
-    return oracle
-
-
-# ---- the driver callback ----------------------------------------------------------------------
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if is_finite_number(x) else None
-
-
-def _error_line(trial: Any) -> str:
-    path = getattr(trial, "error_file", None)
-    text = ""
-    try:
-        if path and Path(path).is_file():
-            text = Path(path).read_text()
-    except OSError:
-        pass
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    reason = lines[-1] if lines else "the trial raised an error"
-    return f"raised after {getattr(trial, 'num_failures', 0)} attempt(s): {reason}"[:500]
-
-
-def _tune_callback_base() -> type:
-    from ray.tune import Callback
-
-    return Callback
-
-
-class RunDirCallback(_tune_callback_base()):
-    """Keeps the run directory's tables, status.json and the progress display current."""
-
-    # Writes, in this order, when a trial ends: its curve rows, its final score row, its trials.csv
-    # row (the record that it finished), then the study's tell; each an fsynced append. A crash
-    # between two of them leaves rows that tournament.repair sets aside at the next resume, and
-    # the trial runs again; a crash after the trials.csv row leaves a finished trial.
-    def __init__(self, paths: RunPaths, cells: dict[str, Cell], tracker: ProgressTracker, searcher: Any,
-                 display: ProgressDisplay, flush_every_s: float = 1.0):
-        self.paths = paths
-        self.cells = cells
-        self.tracker = tracker
-        self.searcher = searcher
-        self.display = display
-        self.flush_every_s = flush_every_s
-        self._tables = {name: AppendTable(path, columns, paths.root) for name, path, columns in (
-            ("trials", paths.trials, TRIAL_COLUMNS), ("curves", paths.curves, CURVE_COLUMNS),
-            ("finals", paths.final_scores, FINAL_COLUMNS))}
-        for table in self._tables.values():
-            table.append_header()
-        # trials recorded by earlier sessions (the tables were repaired before a resume)
-        self.recorded: set[str] = {r["trial_id"] for r in read_table(paths.trials, TRIAL_COLUMNS).rows}
-        # curve points of running trials by iteration; they go to curves.csv when the trial ends
-        self._curves: dict[str, dict[str, dict]] = {}
-        self._last_flush = 0.0
-        # Tune turns an exception in a trial's result handling into a trial failure (and retries
-        # the trial); a failed write is kept here instead and raised between steps, stopping the run
-        self.write_failure: RunDirWriteError | None = None
-        self.flush(force=True)
-
-    def _guarded(self, fn: Any, *args: Any) -> None:
-        if self.write_failure is not None:
-            return  # the run is stopping; nothing more is written or told
-        try:
-            fn(*args)
-        except RunDirWriteError as exc:
-            self.write_failure = exc
-
-    def raise_write_failure(self) -> None:
-        if self.write_failure is not None:
-            raise self.write_failure
-
-    # -- helpers --
-    @staticmethod
-    def _meta(trial: Any) -> dict:
-        return trial.config.get("meta", {})
-
-    def _record(self, trial: Any, result: dict | None, error: str | None) -> None:
-        meta = self._meta(trial)
-        key = meta.get("trial_key") or trial.trial_id
-        cell = self.cells.get(meta.get("cell_id", ""))
-        result = result or {}
-        failed = error is not None or bool(result.get("failed"))
-        reason = error or str(result.get("fail_reason") or "")
-        if not failed and not result.get("finished", False):
-            reason = "stopped early (median rule within its cell)" if result else "stopped before reporting"
-        row = {
-            "trial_id": key,
-            "phase": meta.get("phase", ""),
-            **(cell.describe() if cell else {"cell_id": meta.get("cell_id", "")}),
-            "seed": trial.config.get("trial", {}).get("seed"),
-            "hparams": json.dumps(meta.get("hparams", {}), sort_keys=True),
-            "status": "failed" if failed else "ok",
-            "fail_reason": reason,
-            "score": _num(result.get("score")),
-            "normalized_score": _num(result.get("normalized_score")),
-            "env_steps": result.get("env_steps"),
-            "steps_to_90": _num(result.get("steps_to_90")),
-            "cpu_seconds": _num(result.get("cpu_seconds")),
-            "wall_seconds": _num(result.get("wall_seconds")),
-            "node_id": result.get("node_id", ""),
-        }
-        if row["steps_to_90"] is not None:
-            row["steps_to_90"] = int(row["steps_to_90"])
-        curve = self._curves.pop(key, {})
-        if key not in self.recorded:
-            self._tables["curves"].append(list(curve.values()))
-            if row["phase"] == "final" and not failed and cell is not None:
-                self._tables["finals"].append([{
-                    **cell.describe(),
-                    "seed": row["seed"],
-                    "score": row["score"],
-                    "normalized_score": row["normalized_score"],
-                    "steps_to_90": row["steps_to_90"],
-                    "cpu_seconds": row["cpu_seconds"],
-                    "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task == "steer" else "",
-                }])
-            self._tables["trials"].append([row])
-            self.recorded.add(key)
-        else:
-            log.warning("trial %s ended again after it was recorded; the first record stands", key)
-        self.tracker.finish(key, ok=not failed, cell_id=row["cell_id"], score=row["score"] if not failed else None)
-        # only now that the row is on disk may the study learn the outcome (see CellSearcher)
-        if hasattr(self.searcher, "commit"):
-            self.searcher.commit(trial.trial_id)
-        self._update_phase()
-        self.flush()
-
-    def _update_phase(self) -> None:
-        if hasattr(self.searcher, "tuning_done") and self.tracker.phase in ("tune", "final"):
-            self.tracker.phase = "final" if self.searcher.tuning_done else "tune"
-        if hasattr(self.searcher, "counts"):
-            self.tracker.planned = self.searcher.counts()["planned"]
-
-    def flush(self, force: bool = False) -> None:
-        """status.json (at most every flush_every_s unless forced); the tables are appended at once."""
-        now = time.monotonic()
-        if not force and now - self._last_flush < self.flush_every_s:
-            return
-        self.tracker.write(self.paths.status)
-        self._last_flush = now
-
-    # -- Tune hooks --
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.tracker.start(self._meta(trial).get("trial_key") or trial.trial_id)
-        self.display.update(self.tracker.status())
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        meta = self._meta(trial)
-        key = meta.get("trial_key") or trial.trial_id
-        it = result.get("iteration", result.get("training_iteration"))
-        points = self._curves.setdefault(key, {})
-        if str(it) in points:
-            return  # re-reported after a restart from an older checkpoint
-        points[str(it)] = {
-            "trial_id": key, "phase": meta.get("phase", ""), "cell_id": meta.get("cell_id", ""),
-            "seed": trial.config.get("trial", {}).get("seed"), "iteration": it,
-            "env_steps": result.get("env_steps"), "stage": result.get("stage", ""),
-            "episode_return_mean": _num(result.get("episode_return_mean")),
-            "eval_score": _num(result.get("eval_score")),
-            "frac_lr_max": _num(result.get("frac_lr_max")), "lr_mean": _num(result.get("lr_mean")),
-        }
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._guarded(self._record, trial, trial.last_result, None)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._guarded(self._record, trial, trial.last_result, _error_line(trial))
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        self.raise_write_failure()
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self.raise_write_failure()
-        self._guarded(self.flush)
-        self.display.update(self.tracker.status())
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if hasattr(self.searcher, "commit_all"):
-            self._guarded(self.searcher.commit_all)
-        self._guarded(self.flush, True)
-
-
-# ---- Ray ------------------------------------------------------------------------------------------
-
-
-def _quiet_ray_logs() -> None:
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # legacy reporter: honours verbose=0
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    for name in ("ray", "ray.train", "ray.rllib", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Tune logs every failed trial with its traceback; those go to trials.csv and the trial's
-    # error.txt instead, so the terminal stays a progress display
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-
-def init_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Start (or join) Ray unless this process already has it; True when started here.
-
-    With an address the cluster's own settings apply. Without one the embedded instance is
-    private to this driver: `address="local"` so that it never joins a cluster another process
-    left in Ray's temp dir, servers on loopback only, no dashboard. Ray's token authentication
-    (on by default) is left as it is.
-    """
-    import ray
-
-    _quiet_ray_logs()
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        with _loopback_node_address():
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
-    return True
-
-
-@contextlib.contextmanager
-def _loopback_node_address() -> Iterator[None]:
-    """Let a local Ray node take 127.0.0.1 as its address, so its servers listen on loopback.
-
-    Ray 2.60 swaps a loopback `_node_ip_address` for the machine's routable address, and its
-    gRPC servers then listen on every interface. It keeps 127.0.0.1 only where clusters are
-    off (`ray_constants.ENABLE_RAY_CLUSTER`, false by default on macOS and Windows), which it
-    reads while the node starts.
-    """
-    from ray._private import ray_constants
-
-    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
-        yield
-        return
-    saved = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved
-
-
-def _storage(spec: TournamentSpec, local_root: Path) -> tuple[str, Any, str | None]:
-    """(Tune storage_path, storage_filesystem or None, URI of the run dir or None)."""
-    storage = spec.execution.storage
-    if not is_uri(storage):
-        return str(RunPaths(local_root).tune_dir.resolve()), None, None
-    import pyarrow.fs as pafs
-
-    fs, path = pafs.FileSystem.from_uri(storage.rstrip("/"))
-    run_path = f"{path.rstrip('/')}/{spec.name}"
-    return f"{run_path}/{RunPaths(local_root).tune_dir.name}", fs, run_path
-
-
-def _upload(local_root: Path, fs: Any, run_path: str) -> None:
-    """Copy the local mirror's tables to the storage URI (the Tune experiment is already there)."""
-    import pyarrow.fs as pafs
-
-    fs.create_dir(run_path, recursive=True)
-    for item in sorted(local_root.rglob("*")):
-        rel = item.relative_to(local_root)
-        if rel.parts and rel.parts[0] == RunPaths(local_root).tune_dir.name:
-            continue
-        if item.is_dir():
-            fs.create_dir(f"{run_path}/{rel.as_posix()}", recursive=True)
-        else:
-            pafs.copy_files(str(item), f"{run_path}/{rel.as_posix()}", source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=fs)
-
-
-def _trial_dirname(trial: Any) -> str:
-    key = trial.config.get("meta", {}).get("trial_key", "trial")
-    return f"{key}_{trial.trial_id}"[:120]
 
 
 def _grid_part(spec: TournamentSpec) -> dict:
@@ -588,20 +265,6 @@ def _check_not_running(root: Path, manifest: dict) -> None:
         pass
     raise UserInputError(f"run {root} is still running (driver pid {pid} on this host); "
                          "watch it with `tournament status`, or stop that driver first")
-
-
-def write_status(paths: RunPaths, phase: str, tracker: ProgressTracker | None = None) -> None:
-    if tracker is not None:
-        tracker.phase = phase
-        tracker.write(paths.status)
-        return
-    old = read_json(paths.status, {}) or {}
-    old.update(phase=phase, updated=now_iso())
-    old.setdefault("trials", {"done": 0, "running": 0, "failed": 0, "remaining": 0})
-    old.setdefault("best_per_cell", {})
-    old.setdefault("elapsed_s", 0.0)
-    old.setdefault("eta_s", None)
-    atomic_write_json(paths.status, old)
 
 
 def _make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[str, Cell], oracle: dict,
