@@ -212,3 +212,12 @@ def test_early_stopping_stops_weak_trials_of_a_cell_only_in_tuning(tmp_path, ray
     assert len(final) == 1 and int(final[0]["env_steps"]) == 1200 and json.loads(final[0]["hparams"])["lr"] == 3.0e-4
     (study,) = studies(run).values()
     assert sum(t.state == TrialState.PRUNED for t in study.trials) == len(stopped)
+
+
+def test_load_bench_drives_the_engine_through_every_trial_of_a_grid():
+    """The load bench's engine loop (no Ray) on a small grid: every tuning slot and final seed once."""
+    from tournament.bench.load_bench import bench_engine
+
+    result = bench_engine(trials_per_cell=2, final_seeds=1, targets=("Mo",), max_perturb=(1,))
+    assert result["cells"] == 6 * 4 * 2 and result["trials"] == result["cells"] * 3
+    assert result["journal_mib"] > 0

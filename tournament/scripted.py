@@ -4,8 +4,9 @@ It has the TrialRunner interface of the trial contract, so a spec can name it
 (`execution.runner: tournament.scripted:ScriptedRunner`) to test search, early stopping,
 checkpointing, resume and the run directory in seconds. The score rises with env steps toward a
 ceiling that peaks at lr = 3e-4, so Optuna has something to find. `algo_hparams` keys it reads:
-`train_batch_size` (env steps per iteration, default 200) and `work_s` (CPU seconds to burn per
-iteration, default 0).
+`train_batch_size` (env steps per iteration, default 200), `work_s` (CPU seconds to burn per
+iteration, default 0) and `cpus_per_trial` (the CPUs Tune reserves for a trial, default 1; a
+fraction lets instant trials run many at a time, as the load bench does).
 """
 
 from __future__ import annotations
@@ -106,4 +107,4 @@ class ScriptedRunner:
 
     @staticmethod
     def resource_request(config: TrialConfig) -> dict:
-        return {"CPU": 1}
+        return {"CPU": float(config.algo_hparams.get("cpus_per_trial", 1))}
