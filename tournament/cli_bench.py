@@ -21,6 +21,7 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "tournament": ("tournament.bench.tournament_bench", "bench_tournament", {"env_steps": 4000}),
     "cluster": ("tournament.bench.cluster_bench", "bench_cluster", {"raylets": (1, 2)}),
     "env_batched": ("tournament.bench.batched_env_bench", "bench_env_batched", {"seconds": 0.5}),
+    "load": ("tournament.bench.load_bench", "bench_load", {"trials_per_cell": 1, "targets": ("Mo",), "max_perturb": (1,)}),
 }
 
 
