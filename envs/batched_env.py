@@ -40,13 +40,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.cell_fate_env import N_NODE_FEATURES, NO_PERTURBATION, CellFateEnv, env_settings
+from envs.cell_fate_env import N_NODE_FEATURES, NO_PERTURBATION, CellFateEnv, env_layout, env_settings
 from envs.errors import UserInputError, choices_error
 from envs.network import Pins, normalize_kind, pin_value
 
@@ -184,45 +183,24 @@ class BatchedCellFateEnv(VectorEnv):
         nv = self.network.n_genes
         self.n_genes = n
         self.n_variables = nv
-        if self.task == "steer":
-            self.target_index = self.world.fate_index(s["target"])
-            self.n_actions = 1 + n * len(self.kinds)
-        else:
-            self.target_index = -1
-            self.n_actions = len(self.world.fate_labels)
-
-        self.single_action_space = gym.spaces.Discrete(self.n_actions)
-        x_shape = (n, N_NODE_FEATURES) if s["observation"] == "graph" else (n * N_NODE_FEATURES,)
-        self.single_observation_space = gym.spaces.Dict(
-            {
-                "x": gym.spaces.Box(0.0, 1.0, shape=x_shape, dtype=np.float32),
-                "action_mask": gym.spaces.Box(0.0, 1.0, shape=(self.n_actions,), dtype=np.float32),
-            }
-        )
+        layout = env_layout(s)
+        self.target_index = layout.target_index
+        self.n_actions = layout.n_actions
+        self.single_action_space = layout.action_space
+        self.single_observation_space = layout.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.metadata = {**CellFateEnv.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
         self.render_mode = None
         self.autoreset_mode = AutoresetMode.NEXT_STEP
 
-        # Static node features, as CellFateEnv builds them.
-        static = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
-        if self.task == "steer":
-            sig = self.world.gene_signatures[self.target_index]
-            static[:, 3] = sig == 1
-            static[:, 4] = sig == 0
-        inputs = set(self.world.inputs)
-        static[:, 7] = [g in inputs for g in self.world.genes]
-        self._static = static
-        self._max_level = np.array([len(v) for v in self.world.gene_vars], dtype=np.float32)
+        self._static = layout.static
+        self._max_level = layout.max_level
         # (bits per gene, genes) variable of a gene's j-th bit, padded with the 0 column.
         self._level_vars = np.full((max(len(v) for v in self.world.gene_vars), n), nv, dtype=np.int64)
         for g, vs in enumerate(self.world.gene_vars):
             self._level_vars[: len(vs), g] = vs
-        if self.task == "steer":
-            sig = self.world.signatures[self.target_index]
-            self._care = sig != -1
-            self._care_values = sig[self._care]
+        self._care, self._care_values = layout.care, layout.care_values
         # Per steer action: the variables it pins and their values, padded with the
         # scratch column (a multi-valued gene pins every bit).
         K = len(self.kinds)

@@ -27,6 +27,7 @@ with a penalty.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -100,6 +101,51 @@ def env_settings(config: dict | None) -> dict[str, Any]:
     return s
 
 
+@dataclass(frozen=True)
+class EnvLayout:
+    """What the settings fix before any episode, shared by the single and the batched env:
+    the target, the spaces of one cell, the static node features and the shaping signature."""
+
+    target_index: int  # -1 for predict
+    n_actions: int
+    action_space: gym.spaces.Discrete
+    observation_space: gym.spaces.Dict
+    static: np.ndarray  # (genes, N_NODE_FEATURES) with the columns that never change filled
+    max_level: np.ndarray  # (genes,) float32
+    care: "np.ndarray | None"  # (variables,) the target signature's bits (steer)
+    care_values: "np.ndarray | None"
+
+
+def env_layout(s: dict[str, Any]) -> EnvLayout:
+    """The layout of an env with checked settings `s` (from `env_settings`)."""
+    world: World = s["world"]
+    n = world.n_genes  # user-level genes: a multi-valued gene is one node and one action
+    steer = s["task"] == "steer"
+    target = world.fate_index(s["target"]) if steer else -1
+    n_actions = 1 + n * len(s["kinds"]) if steer else len(world.fate_labels)
+    x_shape = (n, N_NODE_FEATURES) if s["observation"] == "graph" else (n * N_NODE_FEATURES,)
+    observation_space = gym.spaces.Dict(
+        {
+            "x": gym.spaces.Box(0.0, 1.0, shape=x_shape, dtype=np.float32),
+            "action_mask": gym.spaces.Box(0.0, 1.0, shape=(n_actions,), dtype=np.float32),
+        }
+    )
+    static = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
+    care = care_values = None
+    if steer:
+        sig = world.gene_signatures[target]
+        static[:, 3] = sig == 1
+        static[:, 4] = sig == 0
+        bits = world.signatures[target]
+        care = bits != -1
+        care_values = bits[care]
+    inputs = set(world.inputs)
+    static[:, 7] = [g in inputs for g in world.genes]
+    max_level = np.array([len(v) for v in world.gene_vars], dtype=np.float32)
+    return EnvLayout(target, n_actions, gym.spaces.Discrete(n_actions), observation_space, static, max_level,
+                     care, care_values)
+
+
 class CellFateEnv(gym.Env):
     """A progenitor cell on a Boolean GRN; see the module docstring for the tasks."""
 
@@ -116,34 +162,15 @@ class CellFateEnv(gym.Env):
         self.max_perturb: int = int(s["max_perturb"])
         self.n_stages: int = s["n_stages"]
         self.updates_per_stage: int = s["updates_per_stage"]
-        n = self.world.n_genes  # user-level genes: a multi-valued gene is one node and one action
-        self.n_genes = n
-        if self.task == "steer":
-            self.target_index = self.world.fate_index(s["target"])
-            self.n_actions = 1 + n * len(self.kinds)
-        else:
-            self.target_index = -1
-            self.n_actions = len(self.world.fate_labels)
-        self.action_space = gym.spaces.Discrete(self.n_actions)
-        x_shape = (n, N_NODE_FEATURES) if s["observation"] == "graph" else (n * N_NODE_FEATURES,)
-        self.observation_space = gym.spaces.Dict(
-            {
-                "x": gym.spaces.Box(0.0, 1.0, shape=x_shape, dtype=np.float32),
-                "action_mask": gym.spaces.Box(0.0, 1.0, shape=(self.n_actions,), dtype=np.float32),
-            }
-        )
-        self._static = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
-        if self.task == "steer":
-            sig = self.world.gene_signatures[self.target_index]
-            self._static[:, 3] = sig == 1
-            self._static[:, 4] = sig == 0
-        inputs = set(self.world.inputs)
-        self._static[:, 7] = [g in inputs for g in self.world.genes]
-        self._max_level = np.array([len(v) for v in self.world.gene_vars], dtype=np.float32)
-        if self.task == "steer":
-            sig = self.world.signatures[self.target_index]
-            self._care = sig != -1
-            self._care_values = sig[self._care]
+        self.n_genes = self.world.n_genes
+        layout = env_layout(s)
+        self.target_index = layout.target_index
+        self.n_actions = layout.n_actions
+        self.action_space = layout.action_space
+        self.observation_space = layout.observation_space
+        self._static = layout.static
+        self._max_level = layout.max_level
+        self._care, self._care_values = layout.care, layout.care_values
         if s["seed"] is not None:
             self.reset(seed=int(s["seed"]))
 
