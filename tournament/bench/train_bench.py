@@ -123,6 +123,12 @@ def build_ours(algorithm: str, module: str, env_steps: int, algo_hparams: Mappin
     )
 
 
+def _on_policy(batch: int, minibatch: int, epochs: int) -> dict[str, Any]:
+    """The update-intensity columns of an on-policy side: epochs passes over a batch in minibatches."""
+    return {"batch": batch, "minibatch": minibatch, "epochs": epochs,
+            "updates_per_step": epochs * math.ceil(batch / minibatch) / batch, "buffer": None, "learning_starts": None}
+
+
 def ours_received(runner: Any) -> dict[str, Any]:
     """The settings our trial runs with, read back from its built RLlib config and learner."""
     from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
@@ -157,16 +163,7 @@ def ours_received(runner: Any) -> dict[str, Any]:
         )
     else:
         batch = int(cfg.train_batch_size_per_learner)
-        minibatch = int(cfg.minibatch_size or batch)
-        epochs = int(cfg.num_epochs)
-        out.update(
-            batch=batch,
-            minibatch=minibatch,
-            epochs=epochs,
-            updates_per_step=epochs * math.ceil(batch / minibatch) / batch,
-            buffer=None,
-            learning_starts=None,
-        )
+        out.update(_on_policy(batch, int(cfg.minibatch_size or batch), int(cfg.num_epochs)))
     return out
 
 
@@ -307,16 +304,9 @@ def sb3_received(model: Any) -> dict[str, Any]:
     arch = model.policy.net_arch["pi"]
     batch = int(model.n_steps) * n_envs
     # A2C: one gradient step on the whole rollout; PPO: n_epochs passes in minibatches of batch_size.
-    minibatch = int(getattr(model, "batch_size", None) or batch)
-    epochs = int(getattr(model, "n_epochs", 1))
     out.update(
         hidden=f"{arch[0]}x{len(arch)}" if len(set(arch)) == 1 else str(arch),
-        batch=batch,
-        minibatch=minibatch,
-        epochs=epochs,
-        updates_per_step=epochs * math.ceil(batch / minibatch) / batch,
-        buffer=None,
-        learning_starts=None,
+        **_on_policy(batch, int(getattr(model, "batch_size", None) or batch), int(getattr(model, "n_epochs", 1))),
     )
     return out
 
