@@ -45,7 +45,14 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.cell_fate_env import N_NODE_FEATURES, NO_PERTURBATION, CellFateEnv, env_layout, env_settings
+from envs.cell_fate_env import (
+    N_NODE_FEATURES,
+    NO_PERTURBATION,
+    CellFateEnv,
+    env_layout,
+    env_settings,
+    perturbable_genes,
+)
 from envs.errors import UserInputError, choices_error
 from envs.network import Pins, normalize_kind, pin_value
 
@@ -177,6 +184,7 @@ class BatchedCellFateEnv(VectorEnv):
         self.max_perturb: int = int(s["max_perturb"])
         self.n_stages: int = s["n_stages"]
         self.updates_per_stage: int = s["updates_per_stage"]
+        self.pulse_stages: "int | None" = s["pulse_stages"]
         self.scheme: str = s["scheme"]
         self.num_envs = int(num_envs)
         n = self.world.n_genes
@@ -214,6 +222,12 @@ class BatchedCellFateEnv(VectorEnv):
                     self._action_vars[1 + g * K + k, j] = v
                     self._action_bits[1 + g * K + k, j] = bit
         self._start_cache: dict[str, np.ndarray] = {}
+        self._perturbable = perturbable_genes(self.world)
+        self._free_genes = np.flatnonzero(self._perturbable) if not self._perturbable.all() else None
+        # (genes, bits) each gene's variables, padded with the scratch column (pulse release).
+        self._gene_vars = np.full((n, width), nv + 1, dtype=np.int64)
+        for g, vs in enumerate(self.world.gene_vars):
+            self._gene_vars[g, : len(vs)] = vs
 
         # Simulator tables: contiguous, fixed dtypes (the compiled loop is typed on them).
         net = self.network
@@ -232,6 +246,7 @@ class BatchedCellFateEnv(VectorEnv):
         self._pin_value = np.zeros((E, nv + 2), dtype=np.uint8)
         self._perturbed = np.zeros((E, n), dtype=bool)
         self._perturbed_kind = np.zeros((E, n), dtype=np.int8)
+        self._release = np.zeros((E, n), dtype=np.int64)  # stage a pulse ends; 0: permanent
         self._stage = np.zeros(E, dtype=np.int64)
         self._n_perturbed = np.zeros(E, dtype=np.int64)
         self._perturbations: list[list[tuple[str, str, int]]] = [[] for _ in range(E)]
@@ -421,6 +436,8 @@ class BatchedCellFateEnv(VectorEnv):
             self._state[e, v] = bit
         self._perturbed[e, gene] = True
         self._perturbed_kind[e, gene] = 1 + pin_value(kind)
+        if self.pulse_stages is not None:
+            self._release[e, gene] = self._stage[e] + self.pulse_stages
         self._n_perturbed[e] += 1
         self._perturbations[e].append((self.world.genes[gene], kind, int(self._stage[e])))
 
@@ -437,10 +454,42 @@ class BatchedCellFateEnv(VectorEnv):
         self._perturbed[rows, genes] = True
         oe = np.array([pin_value(k) for k in self.kinds], dtype=np.int8)[kinds]
         self._perturbed_kind[rows, genes] = 1 + oe
+        if self.pulse_stages is not None:
+            self._release[rows, genes] = self._stage[rows] + self.pulse_stages
         np.add.at(self._n_perturbed, rows, 1)
         names, kind_names = self.world.genes, self.kinds
         for e, g, k in zip(rows.tolist(), genes.tolist(), kinds.tolist()):
             self._perturbations[e].append((names[g], kind_names[k], int(self._stage[e])))
+
+    def _release_due(self, rows: np.ndarray, stage: "np.ndarray | int") -> None:
+        """Release the pulses of `rows` that end at `stage` (CellFateEnv._release_due)."""
+        if self.pulse_stages is None or len(rows) == 0:
+            return
+        stage = np.broadcast_to(np.asarray(stage, dtype=np.int64), rows.shape)
+        due = self._perturbed[rows] & (self._release[rows] == stage[:, None])
+        if not due.any():
+            return
+        r, g = np.nonzero(due)
+        e = rows[r]
+        vs = self._gene_vars[g]
+        self._pin_mask[e[:, None], vs] = False
+        self._pin_value[e[:, None], vs] = 0
+        self._perturbed[e, g] = False
+        self._perturbed_kind[e, g] = 0
+        self._release[e, g] = 0
+
+    def _play_out_pulses(self, rows: np.ndarray) -> None:
+        """After the last stage the still-active pulses of `rows` act for their remaining stages."""
+        if self.pulse_stages is None:
+            return
+        stage = self.n_stages
+        while True:
+            active = rows[(self._perturbed[rows] & (self._release[rows] > stage)).any(axis=1)]
+            if len(active) == 0:
+                return
+            self._advance(active, self.updates_per_stage)
+            stage += 1
+            self._release_due(active, stage)
 
     def _start_state(self, name: str) -> np.ndarray:
         if name not in self._start_cache:
@@ -457,6 +506,7 @@ class BatchedCellFateEnv(VectorEnv):
         self._pin_value[rows] = 0
         self._perturbed[rows] = False
         self._perturbed_kind[rows] = 0
+        self._release[rows] = 0
         self._stage[rows] = 0
         self._n_perturbed[rows] = 0
         names: list[str] = []
@@ -484,7 +534,8 @@ class BatchedCellFateEnv(VectorEnv):
                     self._sync(e)
                     rng = self._rng(e)
                     size = int(rng.integers(0, self.max_perturb + 1))
-                    for g in rng.choice(self.n_genes, size=size, replace=False).tolist():
+                    pool = self.n_genes if self._free_genes is None else self._free_genes
+                    for g in rng.choice(pool, size=size, replace=False).tolist():
                         pert_rows.append(e)
                         pert_actions.append(1 + g * K + int(rng.integers(K)))
                 if pert_rows:
@@ -510,7 +561,7 @@ class BatchedCellFateEnv(VectorEnv):
     def _masks(self) -> np.ndarray:
         mask = np.ones((self.num_envs, self.n_actions), dtype=np.float32)
         if self.task == "steer":
-            allowed = ~self._perturbed & (self._n_perturbed < self.max_perturb)[:, None]
+            allowed = ~self._perturbed & self._perturbable[None, :] & (self._n_perturbed < self.max_perturb)[:, None]
             mask[:, 1:] = np.repeat(allowed, len(self.kinds), axis=1)
         return mask
 
@@ -613,7 +664,7 @@ class BatchedCellFateEnv(VectorEnv):
         K = len(self.kinds)
         in_range = (actions >= 0) & (actions < self.n_actions)
         gene = np.where(in_range & (actions > 0), (actions - 1) // K, 0)
-        allowed = ~self._perturbed[rows, gene] & (self._n_perturbed[rows] < self.max_perturb)
+        allowed = ~self._perturbed[rows, gene] & self._perturbable[gene] & (self._n_perturbed[rows] < self.max_perturb)
         valid = in_range & ((actions == NO_PERTURBATION) | allowed)
         r = np.zeros(len(rows), dtype=np.float64)
         if not valid.all():
@@ -628,9 +679,11 @@ class BatchedCellFateEnv(VectorEnv):
         moving = rows[~perturb]
         self._advance(moving, self.updates_per_stage)
         self._stage[moving] += 1
+        self._release_due(moving, self._stage[moving])
         done = self._stage[rows] >= self.n_stages
         ending = rows[done]
         if len(ending):
+            self._play_out_pulses(ending)
             fates = self._finish(ending)
             success = fates == self.target_index
             r[done] += success.astype(np.float64)

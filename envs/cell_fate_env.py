@@ -18,6 +18,23 @@ predict
     the agent sees the cell and predicts its final fate. Reward 1/n_stages per correct
     prediction of the realized fate.
 
+Timing
+------
+By default a perturbation pins its gene for the rest of the episode. With
+`pulse_stages=D` every perturbation is a pulse: applied at stage s (before the cell
+advances), it acts during the next D stage advances and is released when the stage
+counter reaches s + D; the gene keeps its value at that moment and then follows its
+rule again. Budget is not refunded, and a released gene may be perturbed again (it
+costs budget again). Pulses still active when the last stage ends keep acting for
+their remaining stages (each `updates_per_stage` updates, released as they run out)
+before the final run to the attractor, which runs without them. The knocked-out /
+overexpressed features show only the pins active now. Pulses apply to the steer task.
+
+`background`: mutations of the cell itself (`GENE=ko`, `GENE=oe`, ...; see
+`World.with_background`), fixed from time 0 and never perturbable: a rescue task.
+`start` may be `attractor:FATE`, a cell that sits on an attractor of that fate
+(`World.attractor_start`): a reprogramming task.
+
 Observation: Dict(`x`: (n_genes, F) node features, `action_mask`). Node features:
 state, knocked out, overexpressed, target signature on, target signature off, stage
 fraction, budget left fraction, is input gene. With `observation="flat"`, `x` is the
@@ -34,7 +51,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
-from envs.network import PERTURBATION_KINDS, UPDATE_SCHEMES, Pins, normalize_kind, normalize_kinds, pin_value
+from envs.network import KNOCKOUT, OVEREXPRESSION, PERTURBATION_KINDS, UPDATE_SCHEMES, Pins, normalize_kind, normalize_kinds, pin_value
 from envs.world import World, load_world
 
 TASKS = ("steer", "predict")
@@ -65,7 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "perturbation_cost": 0.01,
     "invalid_action_penalty": 0.1,
     "shaping": False,
-    "start": None,  # a start-state name, a list of names, or None for the default
+    "start": None,  # a start-state name (or attractor:FATE), a list of names, or None for the default
+    "pulse_stages": None,  # None: perturbations are permanent; D >= 1: released after D stages
+    "background": None,  # background mutations, e.g. ["Notch1=ko"] (World.with_background)
     "observation": "graph",
     "seed": None,
 }
@@ -79,6 +98,9 @@ def env_settings(config: dict | None) -> dict[str, Any]:
         raise choices_error("environment setting", unknown[0], sorted(DEFAULTS))
     s = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
     world = load_world(s["world"])
+    if s["background"]:
+        bg = s["background"]
+        world = world.with_background([bg] if isinstance(bg, str) else list(bg))
     s["world"] = world
     if s["task"] not in TASKS:
         raise choices_error("task", s["task"], TASKS)
@@ -98,7 +120,33 @@ def env_settings(config: dict | None) -> dict[str, Any]:
     if s["n_stages"] < 1 or s["updates_per_stage"] < 1:
         raise UserInputError("n_stages and updates_per_stage must be positive")
     s["start"] = world.start_names(s["start"])
+    for name in s["start"]:
+        world.start_state(name, s["condition"])  # an attractor start resolves per condition
+    s["pulse_stages"] = check_pulse_stages(s["pulse_stages"])
+    if s["pulse_stages"] is not None and s["task"] != "steer":
+        raise UserInputError(f"pulse_stages applies to the steer task, not {s['task']!r}; leave it unset")
+    free = world.n_genes - len(world.background_genes)
+    if s["max_perturb"] > free:
+        raise UserInputError(
+            f"max_perturb must be at most {free} (the genes of world {world.name} not fixed by its background), "
+            f"got {s['max_perturb']!r}"
+        )
     return s
+
+
+def check_pulse_stages(value) -> "int | None":
+    """None (permanent perturbations) or a positive integer number of stages."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserInputError(f"pulse_stages must be None (permanent) or an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def perturbable_genes(world: World) -> np.ndarray:
+    """(genes,) bool: genes an action may perturb (all but the background's)."""
+    fixed = set(world.background_genes)
+    return np.array([g not in fixed for g in world.genes], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -162,7 +210,10 @@ class CellFateEnv(gym.Env):
         self.max_perturb: int = int(s["max_perturb"])
         self.n_stages: int = s["n_stages"]
         self.updates_per_stage: int = s["updates_per_stage"]
+        self.pulse_stages: "int | None" = s["pulse_stages"]
         self.n_genes = self.world.n_genes
+        self._perturbable = perturbable_genes(self.world)
+        self._free_genes = np.flatnonzero(self._perturbable) if not self._perturbable.all() else None
         layout = env_layout(s)
         self.target_index = layout.target_index
         self.n_actions = layout.n_actions
@@ -209,7 +260,7 @@ class CellFateEnv(gym.Env):
     def _mask(self) -> np.ndarray:
         mask = np.ones(self.n_actions, dtype=np.float32)
         if self.task == "steer":
-            allowed = (~self.perturbed) & (self.n_perturbed < self.max_perturb)
+            allowed = (~self.perturbed) & self._perturbable & (self.n_perturbed < self.max_perturb)
             mask[1:] = np.repeat(allowed, len(self.kinds)).astype(np.float32)
         return mask
 
@@ -239,6 +290,7 @@ class CellFateEnv(gym.Env):
         self.pins = Pins.empty(1, self.network.n_genes)
         self.perturbed = np.zeros(self.n_genes, dtype=bool)
         self.perturbed_kind = np.zeros(self.n_genes, dtype=np.int8)  # 1 knockout, 2 overexpression
+        self.release = np.zeros(self.n_genes, dtype=np.int64)  # stage a pulse ends; 0: permanent
         self.stage = 0
         self.n_perturbed = 0
         self.perturbations: list[tuple[str, str, int]] = []  # (gene, kind, stage)
@@ -250,7 +302,8 @@ class CellFateEnv(gym.Env):
     def _sample_predict_episode(self, given: list[tuple[str, str]] | None) -> None:
         if given is None:
             size = int(self.np_random.integers(0, self.max_perturb + 1))
-            genes = self.np_random.choice(self.n_genes, size=size, replace=False)
+            pool = self.n_genes if self._free_genes is None else self._free_genes
+            genes = self.np_random.choice(pool, size=size, replace=False)
             given = [(self.world.genes[g], self.kinds[int(self.np_random.integers(len(self.kinds)))]) for g in genes]
         for gene, kind in given:
             self._apply(self.world.gene_index(gene), normalize_kind(kind))
@@ -273,8 +326,40 @@ class CellFateEnv(gym.Env):
             self.state[v] = bit
         self.perturbed[gene] = True
         self.perturbed_kind[gene] = 1 + pin_value(kind)
+        if self.pulse_stages is not None:
+            self.release[gene] = self.stage + self.pulse_stages
         self.n_perturbed += 1
         self.perturbations.append((self.world.genes[gene], kind, self.stage))
+
+    def _release_due(self, stage: int) -> None:
+        """Release the pulses that end at `stage`: the gene keeps its value, its rule resumes."""
+        if self.pulse_stages is None:
+            return
+        for gene in np.flatnonzero(self.perturbed & (self.release == stage)).tolist():
+            for v in self.world.gene_vars[gene]:
+                self.pins.mask[0, v] = False
+                self.pins.value[0, v] = 0
+            self.perturbed[gene] = False
+            self.perturbed_kind[gene] = 0
+            self.release[gene] = 0
+
+    def _play_out_pulses(self) -> None:
+        """After the last stage: the pulses still active act for their remaining stages."""
+        if self.pulse_stages is None:
+            return
+        stage = self.n_stages
+        while (self.perturbed & (self.release > stage)).any():
+            self._advance(self.updates_per_stage)
+            stage += 1
+            self._release_due(stage)
+
+    def active_pins(self) -> dict[str, tuple[str, "int | None"]]:
+        """Gene -> (kind, stage advances left; None for a permanent pin) of the pins active now."""
+        out = {}
+        for g in np.flatnonzero(self.perturbed).tolist():
+            kind = OVEREXPRESSION if self.perturbed_kind[g] == 2 else KNOCKOUT
+            out[self.world.genes[g]] = (kind, int(self.release[g] - self.stage) if self.pulse_stages else None)
+        return out
 
     def step(self, action):
         action = int(action)
@@ -294,8 +379,10 @@ class CellFateEnv(gym.Env):
         else:
             self._advance(self.updates_per_stage)
             self.stage += 1
+            self._release_due(self.stage)
         terminated = self.stage >= self.n_stages
         if terminated:
+            self._play_out_pulses()
             fate = self._finish()
             success = fate == self.target_index
             reward += float(success)

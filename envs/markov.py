@@ -344,3 +344,21 @@ def fate_probabilities(
     chain = reachable_chain(network, start_code, mask, value, max_states)
     probs = outcome_probabilities(chain, lambda codes: classify(codes_to_states(codes, network.n_genes)), n_labels)
     return probs, int(chain.codes.size)
+
+
+def attractor_codes(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, is_fixed_point) of the attractor states of a chain (its terminal strongly
+    connected components), sorted by code."""
+    N, n = chain.successors.shape
+    rows = np.repeat(np.arange(N), n)
+    cols = chain.successors.ravel()
+    P = sp.csr_matrix((np.ones(cols.size, dtype=np.int8), (rows, cols)), shape=(N, N))
+    n_comp, labels = connected_components(P, directed=True, connection="strong")
+    cross = labels[rows] != labels[cols]
+    leaves = np.zeros(n_comp, dtype=bool)
+    leaves[labels[rows[cross]]] = True
+    members = np.flatnonzero(~leaves[labels])
+    sizes = np.bincount(labels[members], minlength=n_comp)
+    order = np.argsort(chain.codes[members])
+    members = members[order]
+    return chain.codes[members], sizes[labels[members]] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,12 @@ from envs.network import (
 ABERRANT = "aberrant"
 OTHER = ABERRANT  # the label of a state that matches no fate
 DONT_CARE = -1
+# A start named `attractor:FATE` starts the cell on an attractor of that fate (reprogramming).
+ATTRACTOR_START = "attractor:"
+# Reachable states searched for an attractor start before falling back to simulation.
+ATTRACTOR_START_STATES = 1 << 18
+ATTRACTOR_START_CELLS = 256
+_KIND_TEXT = {KNOCKOUT: "KO", OVEREXPRESSION: "OE", EDGE_KNOCKOUT: "cut"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +64,9 @@ class World:
     conditions: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     default_condition: str = ""
     scheme: str = "async"
+    # Background mutations baked into `network` (constant rules, edges cut): (gene or
+    # SRC->DST, canonical kind), in the order given; see `with_background`.
+    background: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         n_vars = self.network.n_genes
@@ -229,24 +238,140 @@ class World:
         return condition
 
     def start_state(self, name: str | None = None, condition: str | None = None) -> np.ndarray:
-        """The start state's bits, with the inputs set by `condition` (default: the world's)."""
+        """The start state's bits, with the inputs set by `condition` (default: the world's)
+        and the background mutations forced. `attractor:FATE` is an attractor start, see
+        `attractor_start`."""
         name = name or self.default_start
+        if name.startswith(ATTRACTOR_START):
+            return self.attractor_start(name[len(ATTRACTOR_START):], condition)
         if name not in self.start_states:
-            raise choices_error(f"start state of world {self.name!r}", name, list(self.start_states))
+            raise choices_error(
+                f"start state of world {self.name!r}", name, list(self.start_states) + [f"{ATTRACTOR_START}<fate>"]
+            )
         state = self.start_states[name].copy()
         condition = self.check_condition(condition)
         if condition is not None:
             for gene, level in self.conditions[condition].items():
                 for v, value in self.level_bits(self.gene_index(gene), level):
                     state[v] = value
+        mask, value = self._background_bits
+        state[mask] = value[mask]
         return state
 
     def start_names(self, start: "str | list[str] | None") -> list[str]:
-        """A start name, a list of them, or None (the default start) as a checked list."""
+        """A start name, a list of them, or None (the default start) as a checked list.
+
+        An `attractor:FATE` name is checked for its fate only; which attractor it is
+        depends on the condition and is resolved by `start_state`."""
         names = [self.default_start] if start is None else ([start] if isinstance(start, str) else list(start))
         for name in names:
-            self.start_state(name)
+            if isinstance(name, str) and name.startswith(ATTRACTOR_START):
+                self.fate_index(name[len(ATTRACTOR_START):])
+            else:
+                self.start_state(name)
         return names
+
+    def attractor_start(self, fate: str, condition: str | None = None) -> np.ndarray:
+        """A state on an attractor of `fate`, for reprogramming tasks (start `attractor:FATE`).
+
+        Which one, deterministically: the world's start states are tried in order, the
+        default first, each under `condition` (and the background); the first from which
+        the unperturbed asynchronous dynamics reaches an attractor of `fate` gives it. Of
+        that start's reachable attractor states whose fate is `fate`, a fixed point is
+        preferred to a state of a cyclic attractor, then the smallest state code (gene g
+        is bit g). Exact over the async chain up to ATTRACTOR_START_STATES reachable
+        states; past that, the fixed points that ATTRACTOR_START_CELLS simulated cells
+        (seed 0) end on. Cached per (fate, condition).
+        """
+        f = self.fate_index(fate)
+        condition = self.check_condition(condition)
+        cache = self.__dict__.setdefault("_attractor_starts", {})
+        key = (fate, condition)
+        if key not in cache:
+            reached: list[str] = []
+            found = None
+            for name in [self.default_start] + [k for k in self.start_states if k != self.default_start]:
+                states, fixed = self._reachable_attractor_states(self.start_state(name, condition))
+                fates = self.classify(states) if len(states) else np.zeros(0, dtype=np.int64)
+                reached += [self.fate_labels[i] for i in np.unique(fates)]
+                hit = np.flatnonzero(fates == f)
+                if hit.size:
+                    # fixed points first, then the smallest code (lexicographic from the last bit)
+                    order = np.lexsort(tuple(states[hit].T) + (~fixed[hit],))
+                    found = states[hit[order[0]]].copy()
+                    break
+            if found is None:
+                shown = sorted(set(reached), key=self.fate_labels.index)
+                under = f" under condition {condition!r}" if condition else ""
+                raise UserInputError(
+                    f"no attractor of fate {fate!r} is reachable from the starts of world {self.name!r}{under}; "
+                    f"reachable fates: {', '.join(shown) or 'none'}"
+                )
+            cache[key] = found
+        return cache[key].copy()
+
+    def _reachable_attractor_states(self, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(states, is_fixed_point) of the attractor states reachable from `start`, unperturbed."""
+        from envs.markov import StateSpaceTooLarge, attractor_codes, reachable_chain
+        from envs.network import codes_to_states, states_to_codes
+
+        n = self.network.n_genes
+        try:
+            chain = reachable_chain(self.network, int(states_to_codes(start[None, :])[0]), max_states=ATTRACTOR_START_STATES)
+            codes, fixed = attractor_codes(chain)
+            return codes_to_states(codes, n), fixed
+        except StateSpaceTooLarge:
+            rng = np.random.default_rng(0)
+            final = self.network.run_to_attractor(np.repeat(start[None, :], ATTRACTOR_START_CELLS, axis=0), rng)
+            final = np.unique(final[self.network.is_fixed_point(final)], axis=0)
+            return final, np.ones(len(final), dtype=bool)
+
+    # ---- background mutations --------------------------------------------------------------
+
+    def with_background(self, mutations) -> "World":
+        """This world with background mutations fixed: a rescue task's mutant cell.
+
+        `mutations`: strings in the CLI's perturbation syntax (`GENE=ko`, `GENE=oe`, `GENE=2`
+        for a level, `SRC->DST=cut`) or (name, kind) pairs. A mutated gene's rules become
+        constants (every start state is forced too), a cut edge is removed from the rules;
+        the result is a plain World, so the simulator and oracles work on it unchanged. Its
+        name says what was mutated (`tcell+Notch1=KO`), so caches keyed by name do not
+        collide. Background genes cannot be perturbed in the environment.
+        """
+        pairs = [_parse_mutation(m) for m in ([mutations] if isinstance(mutations, str) else mutations)]
+        if not pairs:
+            return self
+        pairs = self.check_perturbations(list(self.background) + pairs)[len(self.background):]
+        mask, value, edges = self.pin_bits(pairs)
+        network = self.network_for(edges)
+        tables, inputs, n_inputs = network.tables.copy(), network.inputs.copy(), network.n_inputs.copy()
+        rules = list(network.rules)
+        names = set()
+        for v in np.flatnonzero(mask):
+            tables[v] = value[v]
+            inputs[v] = network.n_genes  # the constant-0 padding column: no regulators
+            n_inputs[v] = 0
+            rules[v] = str(int(value[v]))
+            names.add(network.genes[v])
+        network = replace(
+            network, rules=tuple(rules), tables=tables, inputs=inputs, n_inputs=n_inputs,
+            edges=tuple(e for e in network.edges if e[1] not in names),
+        )
+        starts = {k: np.where(mask, value, s).astype(np.uint8) for k, s in self.start_states.items()}
+        label = "+".join(f"{g}={_KIND_TEXT.get(k, k[len(LEVEL_PREFIX):] if k.startswith(LEVEL_PREFIX) else k)}"
+                         for g, k in pairs)
+        return replace(self, name=f"{self.name}+{label}", network=network, start_states=starts,
+                       background=self.background + tuple(pairs))
+
+    @functools.cached_property
+    def _background_bits(self) -> tuple[np.ndarray, np.ndarray]:
+        mask, value, _ = self.pin_bits([p for p in self.background if p[1] != EDGE_KNOCKOUT])
+        return mask, value
+
+    @functools.cached_property
+    def background_genes(self) -> tuple[str, ...]:
+        """Genes fixed by background mutations (not perturbable)."""
+        return tuple(g for g, k in self.background if k != EDGE_KNOCKOUT)
 
     # ---- perturbations -----------------------------------------------------------------------
 
@@ -356,6 +481,17 @@ class World:
         if not self.is_multivalued:
             return [g for g, v in zip(self.gene_names, levels) if v]
         return {g: int(v) for g, v in zip(self.gene_names, levels) if v}
+
+
+def _parse_mutation(item) -> tuple[str, str]:
+    """`GENE=ko` (or a (name, kind) pair) as (name, canonical kind)."""
+    if not isinstance(item, str):
+        name, kind = item
+        return str(name), normalize_any_kind(kind)
+    if "=" not in item:
+        raise UserInputError(f"bad background mutation {item!r}; write GENE=ko, GENE=oe, GENE=2 (a level) or SRC->DST=cut")
+    name, kind = item.rsplit("=", 1)
+    return name.strip(), normalize_any_kind(kind.strip())
 
 
 def make_world(
