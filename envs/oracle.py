@@ -228,13 +228,29 @@ class OracleResult:
         }
 
 
-class _Evaluator:
-    """Target probability per perturbation set (sorted tuple of moves), each set solved once."""
+class SetEvaluator:
+    """Fate probabilities per perturbation set (a tuple of (gene index, kind) moves), each set
+    solved once: exactly by the absorbing chain where it fits, else by Monte-Carlo on
+    `n_cells` cells with one `seed` for every set (common random numbers, so sets are
+    compared on the same cells). The searches of this module and the non-RL baselines
+    (algorithms.baselines) share it, so they score sets the same way."""
 
-    def __init__(self, world, start, max_states, n_cells, seed, condition=None):
+    def __init__(
+        self,
+        world: World,
+        start: "str | None" = None,
+        max_states: "int | None" = None,
+        n_cells: int = 4000,
+        seed: int = 0,
+        condition: "str | None" = None,
+    ) -> None:
         self.world, self.start, self.max_states, self.n_cells, self.seed = world, start, max_states, n_cells, seed
         self.condition = condition
         self.solved: dict[tuple, _Solved] = {}
+
+    def seen(self, moves: tuple) -> bool:
+        """Whether this set was solved already (asking again costs nothing)."""
+        return tuple(sorted(moves)) in self.solved
 
     def __call__(self, moves: tuple) -> _Solved:
         moves = tuple(sorted(moves))
@@ -298,7 +314,7 @@ def best_perturbations(
         raise UserInputError(f"time_budget_s must be positive, got {time_budget_s!r}")
     n = world.n_genes
     world.start_state(start, condition)
-    evaluate = _Evaluator(world, start, max_states, n_cells, seed, condition)
+    evaluate = SetEvaluator(world, start, max_states, n_cells, seed, condition)
     moves = [(g, kind) for g in range(n) for kind in kinds]
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
 
@@ -345,7 +361,7 @@ def best_perturbations(
     stderr: dict[tuple, float] = {}
     if not evaluate.exact:
         # Re-estimate the leaders on fresh cells: the winner of many noisy estimates is biased up.
-        check = _Evaluator(world, start, max_states, RECHECK_FACTOR * n_cells, seed + 1, condition)
+        check = SetEvaluator(world, start, max_states, RECHECK_FACTOR * n_cells, seed + 1, condition)
         for s in ranked:
             solved = check(s)
             scored[s] = float(solved.probabilities[t])
@@ -452,7 +468,7 @@ def bayes_optimal_accuracy(
     sampled = False
     all_exact = True
     for st in starts:
-        evaluate = _Evaluator(world, st, max_states, n_cells, seed, condition)
+        evaluate = SetEvaluator(world, st, max_states, n_cells, seed, condition)
         for size in range(k + 1):
             weight = 1.0 / ((k + 1) * len(starts))
             total = count_sets(n, len(kinds), size)
