@@ -33,6 +33,10 @@ per-row random source standing in for each env's generator, and the run to the
 attractor of `run_to_attractor` on a batch of one per env: a cell stops as soon as its
 own round ends on a fixed point.
 
+Pulses (`pulse_stages`) end per env at the stage boundaries where CellFateEnv releases them
+(a (num_envs, genes) array of release stages); the pulses left when an episode's last stage
+ends run their remaining stages, then the cell runs to its attractor, as in the single env.
+
 Speed: `tournament bench env_batched` (SyncVectorEnv of 32 CellFateEnvs against this).
 """
 

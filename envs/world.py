@@ -660,6 +660,8 @@ def save_world(world: World, directory: "str | Path") -> Path:
         "scheme": world.scheme,
         "description": world.description,
     }
+    if world.background:
+        meta["background"] = [f"{g}={k}" for g, k in world.background]
     if world.network.priority is not None:
         meta["priority"] = {g: int(c) for g, c in zip(world.variables, world.network.priority)}
     atomic_write_text(directory / "network.bnet", world.network.to_bnet())
@@ -669,7 +671,7 @@ def save_world(world: World, directory: "str | Path") -> Path:
 
 WORLD_KEYS = (
     "name", "network", "fates", "signatures", "start_states", "default_start", "stages", "genes",
-    "conditions", "default_condition", "scheme", "priority", "description",
+    "conditions", "default_condition", "scheme", "priority", "description", "background",
 )
 
 
@@ -697,7 +699,7 @@ def read_world(path: "str | Path") -> World:
     network = read_network(meta_path.parent / meta["network"])
     if meta.get("priority"):
         network = network.with_priority(meta["priority"])
-    return make_world(
+    world = make_world(
         meta.get("name", meta_path.parent.name),
         network,
         meta["fates"],
@@ -712,6 +714,12 @@ def read_world(path: "str | Path") -> World:
         description=meta.get("description", ""),
         source=str(meta_path.parent),
     )
+    if meta.get("background"):
+        # The rules already hold the gene mutations (constants); a cut edge lives in the truth
+        # tables only, so it is cut again.
+        pairs = tuple(world.check_perturbations([_parse_mutation(m) for m in meta["background"]]))
+        world = replace(world, network=world.network_for(world.pin_bits(pairs)[2]), background=pairs)
+    return world
 
 
 # ---- loading by name ---------------------------------------------------------------------

@@ -143,3 +143,21 @@ def test_attractor_start_is_a_cell_on_that_fate():
         world.start_state("attractor:T")  # C stays 0 under the default condition
     with pytest.raises(UserInputError, match="valid choices"):
         world.start_state("attractor:nope")
+
+
+def test_a_saved_background_world_reads_back_with_its_background(tmp_path):
+    from envs.world import read_world, save_world
+
+    world = toggle_world().with_background(["A=ko"])
+    back = read_world(save_world(world, tmp_path / "w"))
+    assert back.name == world.name and back.background == world.background
+    assert back.network.rules == world.network.rules and list(back.start_state()) == list(world.start_state())
+
+
+def test_a_cut_edge_in_the_background_survives_saving(tmp_path):
+    from envs.world import read_world, save_world
+
+    world = toggle_world().with_background(["B->A=cut"])  # A reads B as absent: A turns on
+    assert exact_fates(world).probabilities["U"] == 0.0
+    back = read_world(save_world(world, tmp_path / "w"))
+    assert np.array_equal(back.network.tables, world.network.tables)
