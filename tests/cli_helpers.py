@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tournament.cli import main
+from tournament.cli.main import main
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

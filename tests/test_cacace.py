@@ -1,7 +1,7 @@
 """The Cacace, Collombet & Thieffry 2020 T-cell commitment model as a world: the phenotypes.
 
 Imported in one call from the BBM .bnet with the authors' GINsim stage states and input
-conditions, with the fate markers of `tournament.bench.model_bench.CACACE_MARKERS` (from the
+conditions, with the fate markers of `tournament.cli.bench.model_bench.CACACE_MARKERS` (from the
 paper's stage states in `ginsim/initialState.xml`). Everything starts from the authors' ETP state under Delta + IL7 (their
 `input_T_commit_Delta_IL7`). Figures are seeded Monte-Carlo estimates (61 variables).
 """
@@ -10,7 +10,7 @@ import pytest
 
 from envs.oracle import fate_distribution
 from shared_data import shared_data_file
-from tournament.bench.model_bench import cacace_world
+from tournament.cli.bench.model_bench import cacace_world
 
 N_CELLS = 600
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_cli
-from tournament.progress import ProgressTracker, format_status
+from tournament.engine.progress import ProgressTracker, format_status
 
 SPEC = """\
 name: clitest
@@ -22,7 +22,7 @@ algorithm_settings: {PPO: {train_batch_size: 200}}
 budget: {env_steps: 400}
 hpo: {trials_per_cell: 1}
 final: {seeds: 1}
-execution: {runner: "tournament.scripted:ScriptedRunner"}
+execution: {runner: "tournament.engine.scripted:ScriptedRunner"}
 """
 
 

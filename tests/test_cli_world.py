@@ -4,7 +4,7 @@ import json
 
 from envs import load_world
 from envs.simulate import simulate_anndata
-from tournament.cli import main
+from tournament.cli.main import main
 
 
 def run_json(args, capsys):

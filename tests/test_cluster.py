@@ -22,7 +22,7 @@ import pytest
 import yaml
 from tournament_helpers import rows, tiny_ppo_spec, with_changes
 
-SCRIPTED = "tournament.scripted:ScriptedRunner"
+SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
@@ -33,7 +33,7 @@ def spec_dict(name: str, storage: str, **changes) -> dict:
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 900, wait: bool = True):
-    cmd = [sys.executable, "-m", "tournament.cli", *args]
+    cmd = [sys.executable, "-m", "tournament.cli.main", *args]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     if wait:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -134,7 +134,7 @@ PROBE = r"""
 import json, time
 import psutil, ray
 from ray._raylet import AuthenticationMode, get_authentication_mode
-from tournament.ray_session import init_ray
+from tournament.engine.ray_session import init_ray
 
 init_ray(None, 1)
 time.sleep(3)  # workers and agents open their ports after ray.init returns

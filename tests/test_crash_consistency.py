@@ -26,13 +26,15 @@ import pandas as pd
 import pytest
 
 from rundir_factory import FakeCell, write_run_dir
-from tournament import rundir
-from tournament.cli import main
-from tournament.repair import repair_for_resume, scan_run
-from tournament.rundir import TRIAL_COLUMNS, AppendTable, RunDirWriteError, read_table
-from tournament.search import CellSearcher, RunJournalBackend, scan_journal
+from tournament.engine import rundir
+from tournament.cli.main import main
+from tournament.engine.repair import repair_for_resume, scan_run
+from tournament.engine.rundir import TRIAL_COLUMNS, AppendTable, RunDirWriteError
+from tournament.engine.records import read_table
+from tournament.engine.journal import RunJournalBackend, scan_journal
+from tournament.engine.search import CellSearcher
 
-SCRIPTED = "tournament.scripted:ScriptedRunner"
+SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
 APPEND_ONLY = ("trials.csv", "curves.csv", "final_scores.csv", "optuna/studies.log")
 # leaderboard columns that are measurements of this machine, not results
 TIMING_COLUMNS = ("cpu_seconds",)
@@ -345,22 +347,22 @@ def reference(tmp_path_factory, ray_local):
     """An uninterrupted run of the crash spec, and what the killed runs need to join its Ray."""
     import ray
 
-    from tournament.runner import run_tournament
-    from tournament.spec import parse_spec
+    from tournament.engine.runner import run_tournament
+    from tournament.engine.spec import parse_spec
 
     root = tmp_path_factory.mktemp("reference")
     run = run_tournament(parse_spec(crash_spec("crash", root)), progress=False)
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["tournament.runner", "tournament.spec", "tournament.trainable",
-                                "tournament.scripted", "tournament.report"])
+    ctx.set_forkserver_preload(["tournament.engine.runner", "tournament.engine.spec", "tournament.engine.trainable",
+                                "tournament.engine.scripted", "tournament.report.report"])
     return types.SimpleNamespace(run=run, board=board(run), size=progress_bytes(run), ctx=ctx,
                                  address=ray.get_runtime_context().gcs_address)
 
 
 def _driver(ref, run: Path, storage: Path):
     """A driver process: the first run of the crash spec, or a resume of it."""
-    from tournament.runner import resume_tournament, run_tournament
-    from tournament.spec import parse_spec
+    from tournament.engine.runner import resume_tournament, run_tournament
+    from tournament.engine.spec import parse_spec
 
     if (run / "spec.yaml").is_file():
         return ref.ctx.Process(target=resume_tournament, args=(run,), kwargs={"progress": False,
@@ -427,7 +429,7 @@ def kill_at(ref, run: Path, storage: Path, target: int, log: KillLog, deadline_s
 
 
 def finish(run: Path, log: KillLog) -> None:
-    from tournament.runner import resume_tournament
+    from tournament.engine.runner import resume_tournament
 
     resume_tournament(run, progress=False)
     log.note()
@@ -497,8 +499,8 @@ def test_cut_and_partial_last_records_in_every_append_only_file(reference, tmp_p
 
 
 def test_a_full_disk_stops_the_run_with_one_line_and_resume_completes_it(reference, tmp_path, monkeypatch):
-    from tournament.runner import run_tournament
-    from tournament.spec import parse_spec
+    from tournament.engine.runner import run_tournament
+    from tournament.engine.spec import parse_spec
 
     storage = tmp_path / "runs"
     run = storage / "crash"

@@ -2,7 +2,7 @@
 ends with the trials of an uninterrupted run), trials over their time or memory budget, and a
 spec that loads a checkpoint from outside its run storage.
 
-Trials use the scripted runner (tournament.scripted), which has the TrialRunner interface, so
+Trials use the scripted runner (tournament.engine.scripted), which has the TrialRunner interface, so
 the engine is exercised without RLlib builds. One local Ray (2 CPUs) is shared by the module;
 a node removed from a multi-node cluster is in tests/test_cluster.py.
 """
@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from tournament_helpers import kill_driver_after_trials, rows, with_changes
-from tournament.cli import main
-from tournament.runner import resume_tournament, run_tournament
-from tournament.spec import parse_spec
+from tournament.cli.main import main
+from tournament.engine.runner import resume_tournament, run_tournament
+from tournament.engine.spec import parse_spec
 
-SCRIPTED = "tournament.scripted:ScriptedRunner"
+SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
 
 
 def spec_dict(name: str, storage: Path | str, **changes) -> dict:
@@ -84,9 +84,10 @@ def budget_run(tmp_path_factory, ray_local) -> Path:
         grid={"algorithm": ["PPO", "A2C", "TRPO"]},
         algorithm_settings={"PPO": {"train_batch_size": 200},
                             "A2C": {"train_batch_size": 200, "work_s": 2.5},  # >= 7.5 s by iteration 3
-                            "TRPO": {"train_batch_size": 200, "_fault": "memory"}},
+                            "TRPO": {"train_batch_size": 200, "fault": "memory", "ballast_mb": 1088}},
         hpo={"trials_per_cell": 1}, final={"seeds": 1},
         resources={"trial_timeout_s": 6.0, "trial_memory_mb": 1024},
+        execution={"runner": "tournament.engine.scripted:FaultInjectingRunner"},
     ))
     return run_tournament(spec, progress=False, build_report=False)
 

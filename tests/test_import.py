@@ -31,7 +31,7 @@ from envs.network import BooleanNetwork
 from envs.world import read_world
 from shared_data import shared_data_file
 from cli_helpers import files_under, one_line_error, run_cli
-from tournament.cli import main
+from tournament.cli.main import main
 
 CACACE_MARKERS = [
     "DN3=Bcl11b+,pTa+,Rag1+,CD3e+,TCRb+,Kit-,Flt3-",

@@ -147,7 +147,7 @@ def test_inferred_world_round_trips_and_runs(inferred, tmp_path):
 
 
 def test_run_infer_writes_a_world_directory(simulated, tmp_path):
-    from tournament.infer_cmd import run_infer
+    from tournament.cli.infer_cmd import run_infer
 
     data = tmp_path / "cells.h5ad"
     simulated[:600].copy().write_h5ad(data)

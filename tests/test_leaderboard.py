@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from rundir_factory import FakeCell, default_oracle, write_run_dir
-from tournament import stats
-from tournament.ablations import max_perturb_view, paired_ablations
-from tournament.biology_view import biology_view, canonical_set, format_set
-from tournament.leaderboard import (
+from tournament.report import stats
+from tournament.report.ablations import max_perturb_view, paired_ablations
+from tournament.report.biology_view import biology_view, canonical_set, format_set
+from tournament.report.leaderboard import (
     SOURCE_FINAL,
     SOURCE_PROVISIONAL,
     build_leaderboard,

@@ -217,7 +217,7 @@ def test_bayes_optimum_bounds_on_myeloid(myeloid):
 
 
 def test_naive_reference_agrees_and_bench_reports(myeloid):
-    from tournament.bench.oracle_bench import _naive_fates, bench_oracle
+    from tournament.cli.bench.oracle_bench import _naive_fates, bench_oracle
 
     for perturbations in [[("Gata1", "overexpression")], [("Cebpa", "knockout"), ("Fli1", "knockout")]]:
         naive = _naive_fates(myeloid, perturbations)

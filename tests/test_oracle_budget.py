@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tournament.cells import expand_grid
-from tournament.oracle_table import compute_oracle
-from tournament.spec import parse_spec
+from tournament.engine.cells import expand_grid
+from tournament.engine.oracle_table import compute_oracle
+from tournament.engine.spec import parse_spec
 from tournament_helpers import tiny_ppo_spec
 
 

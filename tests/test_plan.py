@@ -3,8 +3,8 @@
 import pytest
 
 from cli_helpers import one_line_error, run_cli
-from tournament.plan import plan
-from tournament.spec import parse_spec
+from tournament.engine.plan import plan
+from tournament.engine.spec import parse_spec
 
 # The scripted runner spends `work_s` CPU seconds per 200-step iteration: 1,000 steps/s.
 SPEC = {
@@ -16,7 +16,7 @@ SPEC = {
     "budget": {"env_steps": 2000},
     "hpo": {"trials_per_cell": 2},
     "final": {"seeds": 1},
-    "execution": {"runner": "tournament.scripted:ScriptedRunner"},
+    "execution": {"runner": "tournament.engine.scripted:ScriptedRunner"},
 }
 
 

@@ -12,10 +12,10 @@ those is pinned. What is left, and where it is used:
 - RLlib ``RLModule._forward`` / ``_forward_train``: the override points RLlib's own
   docs name (``forward_train`` "should not be overridden"), in algorithms/modules/base.py
   and algorithms/sac.py.
-- Optuna ``FrozenTrial._trial_id``: tournament/search.py marks a trial interrupted by a
+- Optuna ``FrozenTrial._trial_id``: tournament/engine/search.py marks a trial interrupted by a
   dead driver (Optuna has no public way to set a user attribute on a RUNNING trial) and
   reads a trial back from its storage by id.
-- Ray ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``: tournament/runner.py keeps a
+- Ray ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``: tournament/engine/ray_session.py keeps a
   local node on loopback; ``ray._raylet.AuthenticationMode`` / ``get_authentication_mode``:
   tests/test_cluster.py checks token authentication.
 """
@@ -109,7 +109,7 @@ def test_rlmodule_forward_passes_dispatch_to_the_underscore_overrides(monkeypatc
 
 
 def test_optuna_frozen_trial_id_addresses_a_running_trial():
-    """tournament/search.py: ``optuna.trial.Trial(study, frozen._trial_id)`` (to set a user
+    """tournament/engine/search.py: ``optuna.trial.Trial(study, frozen._trial_id)`` (to set a user
     attribute on a RUNNING trial) and ``storage.get_trial(frozen._trial_id)``."""
     import optuna
     from optuna.trial import TrialState
@@ -131,6 +131,6 @@ def test_ray_private_names_used_by_the_runner_and_the_cluster_tests():
     from ray._raylet import AuthenticationMode, get_authentication_mode
 
     assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool)
-    # Read while a node picks its address: what tournament.ray_session._loopback_node_address relies on.
+    # Read while a node picks its address: what tournament.engine.ray_session._loopback_node_address relies on.
     assert "ray_constants.ENABLE_RAY_CLUSTER" in inspect.getsource(services.get_node_ip_address)
     assert hasattr(AuthenticationMode, "TOKEN") and callable(get_authentication_mode)

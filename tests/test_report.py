@@ -11,7 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from rundir_factory import FakeCell, write_run_dir
-from tournament.report import build_report
+from tournament.report.report import build_report
 
 REPS = 200
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

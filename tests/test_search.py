@@ -11,8 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tournament.early_stopping import CellMedianStopping
-from tournament.search import CellSearcher, journal_storage, outcome, spec_sampler
+from tournament.engine.early_stopping import CellMedianStopping
+from tournament.engine.journal import journal_storage
+from tournament.engine.search import CellSearcher, outcome, spec_sampler
 
 CELLS = ["a", "b", "c"]
 
@@ -105,12 +106,12 @@ def test_resume_continues_studies_and_reruns_only_interrupted(tmp_path):
 
 
 def test_asgd_samples_keep_lr_min_at_most_lr_max():
-    from tournament.cells import expand_grid
-    from tournament.spec import parse_spec
+    from tournament.engine.cells import expand_grid
+    from tournament.engine.spec import parse_spec
 
     spec = parse_spec({"name": "t", "target": "Mo", "grid": {"optimizer": ["asgd_adam", "adam"]},
                        "algorithm_settings": {"PPO": {"train_batch_size": 200}}, "budget": {"env_steps": 400},
-                       "execution": {"runner": "tournament.scripted:ScriptedRunner"}})
+                       "execution": {"runner": "tournament.engine.scripted:ScriptedRunner"}})
     cells = {c.cell_id: c for c in expand_grid(spec)}
     fn = spec_sampler(spec, cells)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from envs.errors import UserInputError
-from tournament.cells import expand_grid
-from tournament.spec import load_spec, parse_spec, resolved_space
+from tournament.engine.cells import expand_grid
+from tournament.engine.spec import load_spec, parse_spec, resolved_space
 
 MINIMAL = textwrap.dedent(
     """

@@ -2,7 +2,7 @@
 driver, URI storage, and a two-node cluster.
 
 Budgets are tiny (PPO with an MLP, 400 env steps, batches of 200). Fault, resume and storage
-tests use the scripted runner (tournament.scripted), which has the TrialRunner interface and a
+tests use the scripted runner (tournament.engine.scripted), which has the TrialRunner interface and a
 synthetic learning curve, so they exercise the engine without paying for RLlib builds. One
 local Ray (2 CPUs) is shared by the module.
 """
@@ -20,13 +20,14 @@ import yaml
 from optuna.trial import TrialState
 
 from tournament_helpers import kill_driver_after_trials, rows, tiny_ppo_spec
-from tournament.runner import run_tournament
-from tournament.search import journal_storage
-from tournament.spec import parse_spec
+from tournament.engine.runner import run_tournament
+from tournament.engine.journal import journal_storage
+from tournament.engine.spec import parse_spec
 
 CONTRACT_FILES = ("spec.yaml", "manifest.json", "status.json", "oracle.json", "trials.csv", "curves.csv",
                   "final_scores.csv", "optuna/studies.log")
-SCRIPTED = "tournament.scripted:ScriptedRunner"
+SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
+FAULTY = "tournament.engine.scripted:FaultInjectingRunner"
 
 
 def studies(run: Path) -> dict[str, optuna.Study]:
@@ -96,11 +97,11 @@ def test_faults_retry_nan_and_uri_storage(tmp_path, ray_local, monkeypatch):
     spec = parse_spec(tiny_ppo_spec(
         "faults", uri,
         grid={"algorithm": ["PPO", "A2C", "TRPO"], "optimizer": ["adam"], "module": ["gnn"]},
-        algorithm_settings={"PPO": {"train_batch_size": 200, "_fault": "raise_once"},
-                            "A2C": {"train_batch_size": 200, "_fault": "nan"},
-                            "TRPO": {"train_batch_size": 200, "_fault": "raise"}},
+        algorithm_settings={"PPO": {"train_batch_size": 200, "fault": "raise_once"},
+                            "A2C": {"train_batch_size": 200, "fault": "nan"},
+                            "TRPO": {"train_batch_size": 200, "fault": "raise"}},
         hpo={"trials_per_cell": 1}, final={"seeds": 1},
-        execution={"storage": uri, "runner": SCRIPTED, "max_failures": 1},
+        execution={"storage": uri, "runner": FAULTY, "max_failures": 1, "checkpoint_every": 1},
     ))
     run = run_tournament(spec, progress=False, build_report=False)
     assert run == Path("runs") / "faults"
@@ -146,7 +147,7 @@ def test_resume_after_the_driver_is_killed(tmp_path, ray_local):
                for name, s in studies(run).items()}
     assert json.loads((run / "manifest.json").read_text())["status"] == "running"
 
-    from tournament.runner import resume_tournament
+    from tournament.engine.runner import resume_tournament
 
     resume_tournament(run, progress=False)
     after = {r["trial_id"]: r for r in rows(run / "trials.csv")}
@@ -177,7 +178,7 @@ def test_tiny_tournament_on_a_two_node_cluster(tmp_path):
         spec_file = tmp_path / "cluster.yaml"
         spec_file.write_text(yaml.safe_dump(tiny_ppo_spec("cluster", tmp_path / "runs")))
         out = subprocess.run(
-            [sys.executable, "-m", "tournament.cli", "run", str(spec_file), "--quiet", "--address", cluster.address],
+            [sys.executable, "-m", "tournament.cli.main", "run", str(spec_file), "--quiet", "--address", cluster.address],
             capture_output=True, text=True, timeout=900,
         )
         assert out.returncode == 0, out.stderr[-3000:]
@@ -216,7 +217,7 @@ def test_early_stopping_stops_weak_trials_of_a_cell_only_in_tuning(tmp_path, ray
 
 def test_load_bench_drives_the_engine_through_every_trial_of_a_grid():
     """The load bench's engine loop (no Ray) on a small grid: every tuning slot and final seed once."""
-    from tournament.bench.load_bench import bench_engine
+    from tournament.cli.bench.load_bench import bench_engine
 
     result = bench_engine(trials_per_cell=2, final_seeds=1, targets=("Mo",), max_perturb=(1,))
     assert result["cells"] == 6 * 4 * 2 and result["trials"] == result["cells"] * 3

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from tournament.bench import train_bench as tb  # noqa: E402
+from tournament.cli.bench import train_bench as tb  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -76,10 +76,10 @@ def test_rows_carry_both_sides_settings_and_alternate():
 def test_quick_kwargs_still_fit():
     import inspect
 
-    from tournament.cli_bench import BENCHES
+    from tournament.cli.bench_cmd import BENCHES
 
     module, func, quick = BENCHES["train"]
-    assert (module, func) == ("tournament.bench.train_bench", "bench_train")
+    assert (module, func) == ("tournament.cli.bench.train_bench", "bench_train")
     params = inspect.signature(tb.bench_train).parameters
     assert set(quick) <= set(params)
     assert params["sac_env_steps"].default is None  # derived from env_steps: 512 at 20000, 256 for --quick

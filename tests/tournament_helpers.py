@@ -46,7 +46,7 @@ def tiny_ppo_spec(name: str, storage: Path | str, **changes) -> dict:
 def kill_driver_after_trials(spec_file: Path, run: Path, min_trials: int = 2, timeout: float = 400) -> None:
     """Run `tournament run SPEC` in its own process group and SIGKILL it once `min_trials`
     rows are in trials.csv; fails if the driver ended by itself first."""
-    driver = subprocess.Popen([sys.executable, "-m", "tournament.cli", "run", str(spec_file), "--quiet"],
+    driver = subprocess.Popen([sys.executable, "-m", "tournament.cli.main", "run", str(spec_file), "--quiet"],
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,1 @@
+"""The tournament engine: spec, cells, search, early stopping, trials, the driver and the run directory."""

@@ -1,0 +1,105 @@
+"""Grid cells: the product of the spec's axes, each with a stable readable id.
+
+A cell is one (world, task, target, algorithm, optimizer, MAX_PERTURB, module) combination; it
+owns one Optuna study (named by its id) and one leaderboard row. `trial_config` turns a cell
+plus sampled hyperparameters and a seed into the keyword arguments of
+`algorithms.trial.TrialConfig` (plain data, so it travels to Ray workers as it is).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tournament.engine.rundir import oracle_key
+from tournament.engine.spec import TournamentSpec
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_") or "x"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell; `world` is as the spec names it (a built-in name or a path)."""
+
+    world: str
+    world_name: str
+    task: str
+    target: str | None
+    algorithm: str
+    optimizer: str
+    max_perturb: int
+    module: str
+
+    @property
+    def cell_id(self) -> str:
+        """e.g. myeloid-steer-Mo-PPO-adam-k2-gnn (predict cells have no target part)."""
+        parts = [self.world_name, self.task] + ([self.target] if self.task == "steer" else [])
+        parts += [self.algorithm, self.optimizer, f"k{self.max_perturb}", self.module]
+        return "-".join(_slug(str(p)) for p in parts)
+
+    @property
+    def oracle_key(self) -> str:
+        """The key of this cell's optimum in oracle.json (`tournament.engine.rundir.oracle_key`)."""
+        return oracle_key(self.world_name, self.task, self.target, self.max_perturb)
+
+    def describe(self) -> dict[str, Any]:
+        """The columns trials.csv and final_scores.csv share."""
+        d = asdict(self)
+        d["world"] = d.pop("world_name")
+        d["target"] = self.target if self.task == "steer" else ""
+        return {"cell_id": self.cell_id, **d}
+
+    def trial_config(
+        self,
+        spec: TournamentSpec,
+        optimizer_hparams: dict[str, Any],
+        algo_hparams: dict[str, Any],
+        seed: int,
+    ) -> dict[str, Any]:
+        """Keyword arguments for algorithms.trial.TrialConfig."""
+        fixed_opt = dict(spec.optimizer_settings.get(self.optimizer, {}))
+        return {
+            "world": self.world,
+            "task": self.task,
+            "target": self.target if self.task == "steer" else None,
+            "max_perturb": int(self.max_perturb),
+            "kinds": list(spec.kinds),
+            "env": dict(spec.env),
+            "algorithm": self.algorithm,
+            "module": self.module,
+            "module_options": dict(spec.module_settings.get(self.module, {})),
+            "optimizer": self.optimizer,
+            "optimizer_hparams": {**fixed_opt, **optimizer_hparams},
+            "algo_hparams": {**spec.algorithm_settings.get(self.algorithm, {}), **algo_hparams},
+            "env_steps": int(spec.budget.env_steps),
+            "seed": int(seed),
+            "num_env_runners": int(spec.resources.num_env_runners),
+            "device": spec.resources.device,
+        }
+
+
+def expand_grid(spec: TournamentSpec) -> list[Cell]:
+    """Every cell of the spec, in a fixed order (world, task, target, then the grid axes)."""
+    from envs.world import load_world
+
+    cells: list[Cell] = []
+    for world in spec.world:
+        w = load_world(world)
+        for task in spec.task:
+            targets = spec.targets_for(world, w.fates) if task == "steer" else [None]
+            for target in targets:
+                for algorithm in spec.grid.algorithm:
+                    for optimizer in spec.grid.optimizer:
+                        for k in spec.grid.max_perturb:
+                            for module in spec.grid.module:
+                                cells.append(Cell(world, w.name, task, target, algorithm, optimizer, int(k), module))
+    ids = [c.cell_id for c in cells]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        from envs.errors import UserInputError
+
+        raise UserInputError(f"world: two worlds share the name of cell {dupes[0]!r}; give worlds distinct names")
+    return cells
