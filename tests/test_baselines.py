@@ -104,6 +104,13 @@ def test_control_proposes_exactly_the_sets_that_guarantee_the_fate(myeloid):
     }
     assert r.details["exact_mapping"] and r.details["proposals"] == r.sets_evaluated == len(certain)
     assert tuple(sorted(r.best)) in certain and r.value == 1.0 and r.reason == ""
+    assert r.details["worst_scored"] == 1.0
+
+
+def test_control_conservative_mapping_proposes_only_certain_sets(myeloid):
+    r = run_baseline("aeon_control", myeloid, "Mo", 3, n_cells=N_CELLS, budget_cells=10**6, max_runs=0)
+    assert r.details["exact_mapping"] is False and r.value == 1.0
+    assert r.details["scored"] > 0 and r.details["worst_scored"] == 1.0
 
 
 def test_control_within_a_small_budget_and_kinds(myeloid):

@@ -1,8 +1,9 @@
 """AEON phenotype control in a child process, so the caller can cap its run time by killing it.
 
 Run as a script (not imported as part of the package, which would pull in RLlib): reads one
-JSON request on stdin (bnet, phenotype, start, size_limit, result_limit, values, max_runs),
-writes {"proposals": [{variable: value, ...}, ...], "exact": ..., "runs": ...} on stdout.
+JSON request on stdin (bnet, phenotype, excluded, start, size_limit, result_limit,
+values, max_runs),
+writes JSON lines on stdout as it goes (see `propose`).
 """
 
 from __future__ import annotations
@@ -72,24 +73,29 @@ def flip_sets(request: dict) -> "list[tuple[str, ...]]":
     return [f for j in range(request["size_limit"] + 1) for f in itertools.combinations(movable, j)]
 
 
-def propose(request: dict) -> dict:
-    """AEON's guaranteed sets of at most size_limit pins, and which initial set was used.
+def propose(request: dict, emit) -> None:
+    """AEON's guaranteed sets of at most size_limit pins, emitted run by run.
 
-    Exact: one run per way the pins can move the start state (`flip_sets`), its initial
-    state that moved start, its answer restricted to the sets that move it so. When there
-    are more than max_runs such ways, one run per size j from all states within j flips of
-    the start, which asks for more than the task does (conservative)."""
+    Exact: one run per way the pins can move the start state (`flip_sets`), from that
+    moved start, its answer restricted to the sets that move it so. When there are more
+    than max_runs such ways, one run per size j from all states within j flips of the
+    start, which asks for more than the task does (conservative). `emit` gets
+    {"exact", "runs"} first, then {"proposals": [...]} after each run, then {"done": True},
+    so a caller that stops this process early keeps what was found."""
     import biodivine_aeon as aeon
 
     network = aeon.BooleanNetwork.from_bnet(request["bnet"])
     graph = aeon.AsynchronousPerturbationGraph(network)
     phenotype = graph.mk_subspace_vertices(request["phenotype"])
+    for outranking in request["excluded"]:  # states the world names after another fate
+        phenotype = phenotype.minus(graph.mk_subspace_vertices(outranking))
     start, k, limit = request["start"], request["size_limit"], request["result_limit"]
-    out: list[dict[str, bool]] = []
     flips = flip_sets(request)
     exact = len(flips) <= request["max_runs"]
+    emit({"exact": exact, "runs": len(flips) if exact else k + 1})
+    found_so_far = 0
     for item in flips if exact else range(k + 1):
-        if len(out) >= limit:
+        if found_so_far >= limit:
             break
         if exact:
             state = {v: (not b) if v in item else b for v, b in start.items()}
@@ -101,10 +107,16 @@ def propose(request: dict) -> dict:
         )
         found = only_values(graph, found, request["values"])
         found = flipped_start(graph, found, start, item) if exact else found.select_by_size(size=size, up_to=False)
-        good = found.select_by_size(size=k, up_to=True).select_by_robustness(threshold=1.0, result_limit=limit - len(out))
-        out += [dict(m[0].perturbed_named_dict()) for m in good]
-    return {"proposals": out, "exact": exact, "runs": len(flips) if exact else k + 1}
+        good = found.select_by_size(size=k, up_to=True).select_by_robustness(threshold=1.0, result_limit=limit - found_so_far)
+        found_so_far += len(good)
+        emit({"proposals": [dict(m[0].perturbed_named_dict()) for m in good]})
+    emit({"done": True})
+
+
+def _emit(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    json.dump(propose(json.load(sys.stdin)), sys.stdout)
+    propose(json.load(sys.stdin), _emit)

@@ -3,9 +3,10 @@
 Beneš et al., "Phenotype control of partially specified Boolean networks" (CMSB 2023),
 as `biodivine_aeon.Control.phenotype_permanent`: the perturbations (variables pinned for
 good, from the start) under which every attractor that the asynchronous dynamics can
-reach lies inside a phenotype. The target fate's defining markers are the phenotype (a
-subspace), so a proposal guarantees the fate: success probability 1 in the chain, the
-strongest claim a set can make. AEON only proposes sets; each is scored by the same
+reach lies inside a phenotype. The phenotype is the target fate's defining markers (a
+subspace) less the states that also match a fate that outranks it (a world names a
+state after its best-ranked matching fate), so a proposal guarantees the fate: success
+probability 1 in the chain, the strongest claim a set can make. AEON only proposes sets; each is scored by the same
 evaluator as the search baselines, within the same cell budget (`common`).
 
 Mapping the task, and what it cannot say:
@@ -31,6 +32,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from envs.boolean_rules import tokenize
 from envs.network import KNOCKOUT, OVEREXPRESSION
@@ -76,28 +79,29 @@ def aeon_control(
         return score.finish(details, reason=f"AEON controls asynchronous dynamics; world {w.name} uses {w.scheme!r} updates")
     bnet, names = aeon_bnet(w)
     start = w.start_state(score.start, score.condition)
+    # World.classify's ranking: more markers first, then declaration order.
+    rank = w.care.sum(axis=1) * (len(w.fates) + 1) + (len(w.fates) - np.arange(len(w.fates)))
+
+    def subspace(f: int) -> dict[str, bool]:
+        return {names[v]: bool(w.markers[f, v]) for v in range(len(names)) if w.care[f, v]}
+
     request = {
         "bnet": bnet,
-        "phenotype": {names[v]: bool(w.markers[score.t, v]) for v in range(len(names)) if w.markers[score.t, v] >= 0},
+        "phenotype": subspace(score.t),
+        # A state that also matches a fate that outranks the target (more markers) is named after that fate.
+        "excluded": [subspace(f) for f in range(len(w.fates)) if rank[f] > rank[score.t]],
         "start": {name: bool(b) for name, b in zip(names, start)},
         "size_limit": score.k,
         "result_limit": score.budget // score.n_cells,
         "values": sorted({kd == OVEREXPRESSION for kd in score.kinds}),
         "max_runs": max_runs,
     }
-    try:
-        run = subprocess.run(
-            [sys.executable, str(_WORKER)], input=json.dumps(request), capture_output=True, text=True,
-            timeout=time_limit_s,
-        )
-    except subprocess.TimeoutExpired:
-        return score.finish(details, reason=f"AEON ran past its time limit of {time_limit_s:g} s")
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        return score.finish(details, reason=f"AEON failed: {last}")
-    answer = json.loads(run.stdout)
-    proposals = sorted(answer["proposals"], key=len)
-    details |= {"exact_mapping": answer["exact"], "aeon_runs": answer["runs"]}
+    lines, finished, failure = _run_worker(request, time_limit_s)
+    head = lines[0] if lines else {}
+    proposals = sorted((p for m in lines for p in m.get("proposals", ())), key=len)
+    details |= {"exact_mapping": head.get("exact"), "aeon_runs": head.get("runs"), "aeon_finished": finished}
+    if failure and not proposals:
+        return score.finish(details, reason=failure)
     var_gene = {names[vs[0]]: g for g, vs in enumerate(w.gene_vars)}
     sets, dropped = [], 0
     for p in proposals:
@@ -113,10 +117,40 @@ def aeon_control(
     except OutOfBudget:
         pass
     details["scored"] = len(score.values)
+    if score.values:
+        details["worst_scored"] = min(score.values.values())  # a guarantee that held gives 1 here
+    if failure:
+        details["stopped"] = failure  # the sets AEON listed before it was stopped still count
     reason = ""
     if not sets:
-        reason = (
-            f"AEON found no set of at most {score.k} perturbations"
-            + f" that guarantees {target} (every reachable attractor inside its markers)"
+        reason = failure or (
+            f"AEON found no set of at most {score.k} perturbations that guarantees {target} "
+            "(every reachable attractor inside its markers)"
+            + ("" if head.get("exact") else "; from all states within max_perturb flips of the start, a conservative mapping")
         )
     return score.finish(details, reason=reason)
+
+
+def _run_worker(request: dict, time_limit_s: float) -> tuple[list[dict], bool, str]:
+    """The worker's JSON lines, whether it finished, and why not (killed at the time limit:
+    the lines written by then still count)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    failure = ""
+    try:
+        out, err = proc.communicate(json.dumps(request), timeout=time_limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        failure = f"AEON ran past its time limit of {time_limit_s:g} s"
+    lines = []
+    for line in out.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by the kill
+    finished = bool(lines) and lines[-1].get("done", False)
+    if not failure and proc.returncode != 0:
+        failure = "AEON failed: " + (err.strip().splitlines() or ["no message"])[-1]
+    return lines, finished, failure
