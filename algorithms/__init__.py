@@ -1,17 +1,7 @@
 """RLlib side of the tournament: GNN / MLP RLModules, learners with our optimizers, trials.
 
-Entry points: ``algorithms.trial.TrialConfig`` / ``TrialRunner`` (one trial to its
-budget) and ``algorithms.registry.build_algorithm_config`` (one RLlib config).
+Entry points: ``algorithms.trial_plan.TrialPlan`` (one trial as plain data, importable without
+torch or RLlib), ``algorithms.trial.TrialRunner`` (one trial to its budget) and
+``algorithms.registry.build_algorithm_config`` (one RLlib config). The package imports nothing
+itself, so the light modules stay light.
 """
-
-from algorithms.registry import ALGORITHM_NAMES, ALGORITHMS, MODULE_KINDS, build_algorithm_config
-from algorithms.trial import TrialConfig, TrialRunner
-
-__all__ = [
-    "ALGORITHMS",
-    "ALGORITHM_NAMES",
-    "MODULE_KINDS",
-    "TrialConfig",
-    "TrialRunner",
-    "build_algorithm_config",
-]

@@ -33,7 +33,7 @@ from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.settings import CommonSettings, key
 
 if TYPE_CHECKING:
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,11 +176,11 @@ class A2CTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
         return total
 
 
-def algorithm_config(trial: "TrialConfig", settings: A2CSettings) -> A2CConfig:
+def algorithm_config(trial: "TrialPlan", settings: A2CSettings) -> A2CConfig:
     """The RLlib config of an A2C trial (or stage): one gradient step per batch of train_batch_size env steps."""
     return settings.apply_to(apply_common(A2CConfig(), trial, settings, A2CTorchLearner))
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     """A2C as the registry runs it: one stage."""
     return [Stage("A2C", algorithm_config(trial, A2CSettings.from_dict(hparams, task=trial.task)))]

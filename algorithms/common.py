@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
     from ray.rllib.core.learner.learner import Learner
 
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 # A TrialRunner.save directory: this file plus one algorithm checkpoint per stage.
 STATE_FILE = "trial_runner.json"
@@ -52,7 +52,7 @@ class Stage:
     transfer: Callable[["Algorithm", "Algorithm"], None] | None = None
 
 
-def env_config(config: "TrialConfig") -> dict[str, Any]:
+def env_config(config: "TrialPlan") -> dict[str, Any]:
     """CellFateEnv settings of a trial; the World object itself travels so workers never reload it."""
     if config.module not in MODULE_KINDS:
         raise choices_error("module", config.module, MODULE_KINDS)
@@ -86,7 +86,7 @@ def resolve_device(device: str) -> str:
 
 def apply_common(
     algo_config: AlgorithmConfig,
-    config: "TrialConfig",
+    config: "TrialPlan",
     settings: CommonSettings,
     learner_class: type,
     module_overrides: dict | None = None,

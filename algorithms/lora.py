@@ -67,7 +67,7 @@ from algorithms.settings import CommonSettings
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 MODES = ("convex", "nonconvex", "full")
 ADAPTER_KEYS = ("lora_A", "lora_B", "lora_scale")
@@ -375,7 +375,7 @@ def _shares(given: Mapping[str, float] | None, pretrained: bool) -> list[tuple[s
     return plan
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     """The trial's stages (see the module docstring)."""
     h = LoRASettings.from_dict(hparams, task=trial.task)
     pretrained = os.path.abspath(h.pretrained) if h.pretrained else None

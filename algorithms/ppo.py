@@ -14,7 +14,7 @@ from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.settings import CommonSettings, key
 
 if TYPE_CHECKING:
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +76,11 @@ class PPOTorchLearner(OptimizerPlumbingMixin, RLlibPPOTorchLearner):
     """RLlib's PPO loss; optimizer (one over actor + critic) from the trial's settings."""
 
 
-def algorithm_config(trial: "TrialConfig", settings: PPOSettings) -> PPOConfig:
+def algorithm_config(trial: "TrialPlan", settings: PPOSettings) -> PPOConfig:
     """The RLlib config of a PPO trial (or stage)."""
     return settings.apply_to(apply_common(PPOConfig(), trial, settings, PPOTorchLearner))
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     """PPO as the registry runs it: one stage."""
     return [Stage("PPO", algorithm_config(trial, PPOSettings.from_dict(hparams, task=trial.task)))]

@@ -26,9 +26,9 @@ from algorithms.common import Stage
 from algorithms.modules import MODULE_KINDS
 
 if TYPE_CHECKING:
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
-Builder = Callable[["TrialConfig", Mapping[str, Any]], "list[Stage]"]
+Builder = Callable[["TrialPlan", Mapping[str, Any]], "list[Stage]"]
 
 ALGORITHMS: dict[str, Builder] = {
     "PPO": ppo.build,
@@ -44,14 +44,14 @@ ALGORITHM_NAMES = tuple(ALGORITHMS)
 __all__ = ["ALGORITHMS", "ALGORITHM_NAMES", "MODULE_KINDS", "Stage", "algorithm_stages", "build_algorithm_config"]
 
 
-def _stages(config: "TrialConfig", name: str, hparams: Mapping[str, Any]) -> list[Stage]:
+def _stages(config: "TrialPlan", name: str, hparams: Mapping[str, Any]) -> list[Stage]:
     if name not in ALGORITHMS:
         raise choices_error("algorithm", name, ALGORITHM_NAMES)
     return ALGORITHMS[name](config, hparams)
 
 
 def build_algorithm_config(
-    config: "TrialConfig", algorithm: str | None = None, stage_hparams: Mapping[str, Any] | None = None
+    config: "TrialPlan", algorithm: str | None = None, stage_hparams: Mapping[str, Any] | None = None
 ) -> AlgorithmConfig:
     """The RLlib config of `algorithm` (default: config.algorithm); for a multi-stage
     name, its first stage's. Settings from `stage_hparams` when given, else
@@ -60,7 +60,7 @@ def build_algorithm_config(
     return _stages(config, algorithm or config.algorithm, hparams)[0].config
 
 
-def algorithm_stages(config: "TrialConfig") -> list[Stage]:
+def algorithm_stages(config: "TrialPlan") -> list[Stage]:
     """The stages a trial of `config.algorithm` runs, in order; budget fractions sum to 1."""
     stages = _stages(config, config.algorithm, config.algo_hparams)
     total = sum(s.budget_fraction for s in stages)

@@ -48,7 +48,7 @@ from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +174,7 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
         self.register_plumbed_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
 
 
-def algorithm_config(trial: "TrialConfig", settings: SACSettings) -> SACConfig:
+def algorithm_config(trial: "TrialPlan", settings: SACSettings) -> SACConfig:
     """SAC-discrete for a trial: our module with twin Q-heads, all four optimizers plumbed."""
     algo = apply_common(SACConfig(), trial, settings, SACTorchLearner, module_overrides={"q_heads": 2})
     spec = algo.rl_module_spec
@@ -182,6 +182,6 @@ def algorithm_config(trial: "TrialConfig", settings: SACSettings) -> SACConfig:
     return settings.apply_to(algo)
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     """SAC as the registry runs it: one stage."""
     return [Stage("SAC", algorithm_config(trial, SACSettings.from_dict(hparams, task=trial.task)))]

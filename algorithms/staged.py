@@ -37,7 +37,7 @@ from algorithms.settings import CommonSettings
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 # The single-stage algorithms a stage may run: name -> (settings class, config builder).
 STAGE_ALGORITHMS: dict[str, tuple[type[CommonSettings], Any]] = {
@@ -136,7 +136,7 @@ def stage_plan(name: str, hparams: Mapping[str, Any] | StagedSettings) -> list[t
     return [(first, share), (second, 1.0 - share)]
 
 
-def stage_config(trial: "TrialConfig", algo: str, share: float, settings: StagedSettings) -> Any:
+def stage_config(trial: "TrialPlan", algo: str, share: float, settings: StagedSettings) -> Any:
     """The RLlib config of one stage: its algorithm's own settings plus the common ones."""
     settings_class, algorithm_config = STAGE_ALGORITHMS[algo]
     own = dict(getattr(settings, algo) or {})
@@ -151,7 +151,7 @@ def stage_config(trial: "TrialConfig", algo: str, share: float, settings: Staged
     return algorithm_config(trial, settings_class.from_dict(own, task=trial.task))
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any], name: str) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any], name: str) -> list[Stage]:
     """The stages of `name` (TRPO_to_PPO or PPO_to_TRPO), weights carried forward."""
     settings = StagedSettings.from_dict(hparams, task=trial.task, name=name)
     return [
@@ -160,9 +160,9 @@ def build(trial: "TrialConfig", hparams: Mapping[str, Any], name: str) -> list[S
     ]
 
 
-def build_trpo_to_ppo(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build_trpo_to_ppo(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     return build(trial, hparams, "TRPO_to_PPO")
 
 
-def build_ppo_to_trpo(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build_ppo_to_trpo(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     return build(trial, hparams, "PPO_to_TRPO")

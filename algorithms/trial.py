@@ -1,4 +1,4 @@
-"""One trial: a TrialConfig trained to its env-step budget, single- or multi-stage, then scored.
+"""One trial: a TrialPlan trained to its env-step budget, single- or multi-stage, then scored.
 
 The tournament's trainable drives a :class:`TrialRunner` (train_iteration until
 done, evaluate, save / restore); how many RLlib algorithms a trial chains is
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -26,28 +26,9 @@ from algorithms.common import STATE_FILE, Stage, env_config, learner_module, sav
 from algorithms.evaluation import evaluate_module
 from algorithms.registry import algorithm_stages
 from algorithms.settings import CommonSettings, common_part
+from algorithms.trial_plan import TrialPlan
 
-__all__ = ["STATE_FILE", "TrialConfig", "TrialRunner", "saved_stage_dir", "stage_dir"]
-
-
-@dataclass
-class TrialConfig:
-    world: Any = "myeloid"  # built-in name, world directory path, or an envs.World object
-    task: str = "steer"  # steer | predict
-    target: str | None = None  # steer: target fate
-    max_perturb: int = 2
-    kinds: tuple[str, ...] = ("knockout", "overexpression")
-    env: dict = field(default_factory=dict)  # other CellFateEnv settings
-    algorithm: str = "PPO"  # a name in algorithms.registry.ALGORITHM_NAMES
-    module: str = "gnn"  # gnn | mlp
-    module_options: dict = field(default_factory=dict)  # e.g. {"conv": "gat", "layers": 2, "hidden": 64, "heads": 2}
-    optimizer: str = "adam"  # adam | amsgrad | asgd_adam | asgd_amsgrad
-    optimizer_hparams: dict = field(default_factory=lambda: {"lr": 3e-4})  # {"lr"} or {"lr_min", "lr_max"}
-    algo_hparams: dict = field(default_factory=dict)  # per-algorithm settings
-    env_steps: int = 20_000  # the trial's budget in environment steps (all stages together)
-    seed: int = 0
-    num_env_runners: int = 0
-    device: str = "cpu"  # cpu | cuda | auto
+__all__ = ["STATE_FILE", "TrialPlan", "TrialRunner", "saved_stage_dir", "stage_dir"]
 
 
 def _get(result: dict, *path: str, default: float = math.nan) -> Any:
@@ -66,9 +47,9 @@ def _finite(value: Any) -> bool:
 
 
 class TrialRunner:
-    """Trains one TrialConfig to its budget; hides single- vs multi-stage algorithms."""
+    """Trains one TrialPlan to its budget; hides single- vs multi-stage algorithms."""
 
-    def __init__(self, config: TrialConfig):
+    def __init__(self, config: TrialPlan):
         self.config = config
         torch.set_num_threads(CommonSettings.from_dict(common_part(config.algo_hparams)).torch_threads)
         self.stages: list[Stage] = algorithm_stages(config)
@@ -181,7 +162,7 @@ class TrialRunner:
         self.algo.stop()
 
     @staticmethod
-    def resource_request(config: TrialConfig) -> Any:
+    def resource_request(config: TrialPlan) -> Any:
         """Resources of the first stage's algorithm, for tune.with_resources."""
         first = algorithm_stages(config)[0].config
         return first.algo_class.default_resource_request(first)

@@ -48,7 +48,7 @@ from algorithms.rllib_private import OwnUpdateMixin
 from algorithms.settings import CommonSettings, key
 
 if TYPE_CHECKING:
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
 
 CRITIC_OPTIMIZER = "critic"
 # The learner reads its TRPOSettings from learner_config_dict[SETTINGS_KEY].
@@ -335,11 +335,11 @@ def _take(data: Any, idx: torch.Tensor) -> Any:
     return data[idx]
 
 
-def algorithm_config(trial: "TrialConfig", settings: TRPOSettings) -> TRPOConfig:
+def algorithm_config(trial: "TrialPlan", settings: TRPOSettings) -> TRPOConfig:
     """The RLlib config of a TRPO trial (or stage); the trial's optimizer trains the critic."""
     return settings.apply_to(apply_common(TRPOConfig(), trial, settings, TRPOTorchLearner))
 
 
-def build(trial: "TrialConfig", hparams: Mapping[str, Any]) -> list[Stage]:
+def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
     """TRPO as the registry runs it: one stage."""
     return [Stage("TRPO", algorithm_config(trial, TRPOSettings.from_dict(hparams, task=trial.task)))]

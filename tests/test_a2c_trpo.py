@@ -18,7 +18,8 @@ from algorithms.common import learner_module
 from algorithms.conjugate_gradient import conjugate_gradient
 from algorithms.optimizer_plumbing import optimizer_settings
 from algorithms.registry import build_algorithm_config
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from algorithms.trpo import TRPOConfig, TRPOSettings, actor_critic_parameters, trpo_step
 
 
@@ -195,7 +196,7 @@ def test_cellfate_trial_trains_and_resumes(ray_session, algorithm, tmp_path):
     hparams = {"train_batch_size": 128, "num_envs_per_env_runner": 4}
     if algorithm == "TRPO":
         hparams.update(batch_size=64, n_critic_updates=2, max_kl=0.02)
-    config = TrialConfig(target="Mo", algorithm=algorithm, module="mlp", env_steps=256, algo_hparams=hparams)
+    config = TrialPlan(target="Mo", algorithm=algorithm, module="mlp", env_steps=256, algo_hparams=hparams)
     assert build_algorithm_config(config).algo_class.__name__ == algorithm
     runner = TrialRunner(config)
     try:

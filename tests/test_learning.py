@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from envs.oracle import bayes_optimal_accuracy, best_perturbations
 from envs.world import load_world
 
@@ -25,7 +26,7 @@ KINDS = ("knockout", "overexpression")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
-def steps_to_fraction(config: TrialConfig, optimum: float, fraction: float = 0.9) -> tuple[int | None, list]:
+def steps_to_fraction(config: TrialPlan, optimum: float, fraction: float = 0.9) -> tuple[int | None, list]:
     """Train to the budget; the first env-step count whose greedy score >= fraction * optimum."""
     runner = TrialRunner(config)
     curve = []
@@ -45,7 +46,7 @@ def steps_to_fraction(config: TrialConfig, optimum: float, fraction: float = 0.9
 def test_steer_reaches_90_percent_of_oracle(module):
     world = load_world("myeloid")
     optimum = best_perturbations(world, "Mo", 2, KINDS).optimum
-    config = TrialConfig(world=world, task="steer", target="Mo", max_perturb=2, module=module, env_steps=STEER_BUDGET, seed=0)
+    config = TrialPlan(world=world, task="steer", target="Mo", max_perturb=2, module=module, env_steps=STEER_BUDGET, seed=0)
     steps, curve = steps_to_fraction(config, optimum)
     print(f"\nsteer Mo {module}: optimum {optimum:.3f}, steps to 90%: {steps}, curve {curve}")
     assert steps is not None, f"{module} did not reach 90% of {optimum:.3f} in {config.env_steps} steps: {curve}"
@@ -55,7 +56,7 @@ def test_steer_reaches_90_percent_of_oracle(module):
 def test_predict_reaches_90_percent_of_bayes_optimum(module):
     world = load_world("myeloid")
     optimum = bayes_optimal_accuracy(world, 2, KINDS)["optimum"]
-    config = TrialConfig(world=world, task="predict", max_perturb=2, module=module, env_steps=PREDICT_BUDGET, seed=0)
+    config = TrialPlan(world=world, task="predict", max_perturb=2, module=module, env_steps=PREDICT_BUDGET, seed=0)
     steps, curve = steps_to_fraction(config, optimum)
     print(f"\npredict {module}: Bayes optimum {optimum:.3f}, steps to 90%: {steps}, curve {curve}")
     assert steps is not None, f"{module} did not reach 90% of {optimum:.3f} in {config.env_steps} steps: {curve}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from algorithms.trial_plan import TrialPlan
 from envs.errors import UserInputError
 from tournament.engine.cells import expand_grid
 from tournament.engine.spec import load_spec, parse_spec, resolved_space
@@ -60,8 +61,11 @@ def test_minimal_spec_means_what_it_says(tmp_path):
     assert spec.execution.storage == "runs" and spec.execution.address is None
     assert cells[0].cell_id == "myeloid-steer-Mo-PPO-adam-k2-gnn"
     assert cells[0].oracle_key == "myeloid|steer|Mo|2"
-    config = cells[1].trial_config(spec, {"lr_min": 1e-4, "lr_max": 1e-3}, {}, seed=7)
-    assert config["env_steps"] == 4000 and config["seed"] == 7 and config["optimizer"] == "asgd_adam"
+    plan = cells[1].trial_plan(spec, {"lr_min": 1e-4, "lr_max": 1e-3}, {}, seed=7)
+    assert plan.env_steps == 4000 and plan.seed == 7 and plan.optimizer == "asgd_adam"
+    assert TrialPlan.from_dict(plan.to_dict()) == plan  # what crosses the Tune boundary comes back whole
+    with pytest.raises(UserInputError, match="unknown trial plan key 'sed'"):
+        TrialPlan.from_dict({**plan.to_dict(), "sed": 1})
     # the spec as run round-trips with every default filled in
     again = parse_spec(yaml.safe_load(spec.to_yaml()))
     assert again == spec

@@ -9,7 +9,8 @@ import torch
 from algorithms.common import learner_module, local_learner
 from algorithms.registry import algorithm_stages
 from algorithms.staged import stage_plan, transfer_weights
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from envs.errors import UserInputError
 
 FAST = {"num_envs_per_env_runner": 4}
@@ -18,10 +19,10 @@ FAST = {"num_envs_per_env_runner": 4}
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-def staged_trial(algorithm: str = "TRPO_to_PPO", module: str = "mlp", **hparams) -> TrialConfig:
+def staged_trial(algorithm: str = "TRPO_to_PPO", module: str = "mlp", **hparams) -> TrialPlan:
     h = {**FAST, "first_stage_share": 0.25, "PPO": {"minibatch_size": 50, "num_epochs": 1}, "TRPO": {"n_critic_updates": 1}}
     h.update(hparams)
-    return TrialConfig(target="Mo", algorithm=algorithm, module=module, env_steps=400, algo_hparams=h, seed=1)
+    return TrialPlan(target="Mo", algorithm=algorithm, module=module, env_steps=400, algo_hparams=h, seed=1)
 
 
 def module_state(algo) -> dict[str, torch.Tensor]:
@@ -41,7 +42,7 @@ def test_stage_plans_and_their_errors():
         stage_plan("TRPO_to_PPO", {"first_stage_share": 1.5})
     with pytest.raises(UserInputError, match="sum to 1"):
         bad = {"stages": [["TRPO", 0.3], ["PPO", 0.3]]}
-        algorithm_stages(TrialConfig(target="Mo", algorithm="TRPO_to_PPO", module="mlp", algo_hparams=bad))
+        algorithm_stages(TrialPlan(target="Mo", algorithm="TRPO_to_PPO", module="mlp", algo_hparams=bad))
 
 
 @pytest.mark.parametrize("module", ["mlp", "gnn"])
@@ -68,7 +69,7 @@ def test_transfer_moves_every_weight(module):
 
 def test_transfer_refuses_modules_with_other_keys():
     small = algorithm_stages(staged_trial())[0].config.build_algo()
-    deeper = TrialConfig(target="Mo", algorithm="PPO", module="mlp", module_options={"layers": 3}, algo_hparams=dict(FAST))
+    deeper = TrialPlan(target="Mo", algorithm="PPO", module="mlp", module_options={"layers": 3}, algo_hparams=dict(FAST))
     other = algorithm_stages(deeper)[0].config.build_algo()
     try:
         with pytest.raises(ValueError, match="differ"):
@@ -201,11 +202,11 @@ def pretrained_gnn(tmp_path_factory):
     return str(path), batch, _outputs(module, batch)
 
 
-def lora_trial(pretrained: str | None, stages: dict, env_steps: int = 300, **extra) -> TrialConfig:
+def lora_trial(pretrained: str | None, stages: dict, env_steps: int = 300, **extra) -> TrialPlan:
     h = {**FAST, "stages": stages, "PPO": dict(LORA_PPO), **extra}
     if pretrained:
         h["pretrained"] = pretrained
-    return TrialConfig(target="Mo", algorithm="LoRA_staged", module="gnn", env_steps=env_steps, algo_hparams=h, seed=2)
+    return TrialPlan(target="Mo", algorithm="LoRA_staged", module="gnn", env_steps=env_steps, algo_hparams=h, seed=2)
 
 
 def _snapshot(module) -> tuple[dict[str, torch.Tensor], set[str]]:

@@ -18,7 +18,8 @@ from algorithms.ppo import PPOTorchLearner
 from algorithms.lora import read_pretrained
 from algorithms.common import Stage, as_array, copy_module_weights, learner_module, local_learner
 from algorithms.registry import build_algorithm_config
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from envs.errors import UserInputError
 from envs.world import World, load_world
 from optim import ASGDAdam, ASGDAmsgrad
@@ -40,10 +41,10 @@ def world() -> World:
     return load_world("myeloid")
 
 
-def trial(world, **kw) -> TrialConfig:
+def trial(world, **kw) -> TrialPlan:
     base = dict(world=world, target="Mo", env_steps=200, algo_hparams=dict(TINY), seed=0)
     base.update(kw)
-    return TrialConfig(**base)
+    return TrialPlan(**base)
 
 
 def learner_of(runner: TrialRunner):

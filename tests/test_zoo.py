@@ -14,7 +14,8 @@ import torch
 
 from algorithms.common import local_learner
 from algorithms.registry import ALGORITHM_NAMES, ALGORITHMS, MODULE_KINDS, build_algorithm_config
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from envs.errors import UserInputError
 from optim import OPTIMIZER_NAMES, ASGDAdam, ASGDAmsgrad
 
@@ -62,7 +63,7 @@ def test_every_name_is_available():
 @pytest.mark.parametrize("algorithm", [a for a in ALGORITHM_NAMES if a != "PPO"])
 def test_unknown_hyperparameter_is_a_user_error(algorithm):
     with pytest.raises(UserInputError, match="trian_batch_size"):
-        config = TrialConfig(target="Mo", algorithm=algorithm, module="mlp", algo_hparams={"trian_batch_size": 10})
+        config = TrialPlan(target="Mo", algorithm=algorithm, module="mlp", algo_hparams={"trian_batch_size": 10})
         build_algorithm_config(config)
 
 
@@ -78,7 +79,7 @@ def _check_optimizers(runner: TrialRunner, optimizer: str) -> None:
 
 def _train(algorithm: str, module: str, task: str, optimizer: str) -> None:
     env_steps, hparams = TINY[algorithm]
-    config = TrialConfig(
+    config = TrialPlan(
         task=task,
         target="Mo" if task == "steer" else None,
         algorithm=algorithm,
@@ -131,7 +132,7 @@ from algorithms.sac import SACGNNModule, SACMLPModule  # noqa: E402
 
 
 def test_sac_config_carries_the_seed_settings():
-    config = build_algorithm_config(TrialConfig(target="Mo", algorithm="SAC", module="gnn"))
+    config = build_algorithm_config(TrialPlan(target="Mo", algorithm="SAC", module="gnn"))
     assert config.rl_module_spec.module_class is SACGNNModule
     assert config.rl_module_spec.model_config["q_heads"] == 2
     assert config.train_batch_size_per_learner == 256 and config.tau == 0.005 and config.gamma == 0.99
@@ -142,17 +143,17 @@ def test_sac_config_carries_the_seed_settings():
     assert config.initial_alpha == 1.0 and config.target_entropy == "auto"
     assert config.target_network_update_freq == 0  # every gradient step
     other = build_algorithm_config(
-        TrialConfig(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"train_freq": 4, "gradient_steps": 2, "ent_coef": "auto_0.1"})
+        TrialPlan(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"train_freq": 4, "gradient_steps": 2, "ent_coef": "auto_0.1"})
     )
     assert other.rl_module_spec.module_class is SACMLPModule
     assert other.training_intensity == 128 and other.initial_alpha == pytest.approx(0.1)
     with pytest.raises(UserInputError, match="ent_coef"):
-        build_algorithm_config(TrialConfig(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"ent_coef": 0.2}))
+        build_algorithm_config(TrialPlan(target="Mo", algorithm="SAC", module="mlp", algo_hparams={"ent_coef": 0.2}))
 
 
 def test_sac_optimizers_hold_their_groups():
     env_steps, hparams = TINY["SAC"]
-    config = TrialConfig(target="Mo", algorithm="SAC", module="mlp", optimizer="asgd_amsgrad",
+    config = TrialPlan(target="Mo", algorithm="SAC", module="mlp", optimizer="asgd_amsgrad",
                          optimizer_hparams=OPTIMIZERS["asgd_amsgrad"][0],
                          algo_hparams={**hparams, "optimizer_hparams_by_group": {"alpha": {"lr_min": 1e-3, "lr_max": 1e-2}}},
                          env_steps=env_steps)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from algorithms.trial import TrialConfig, TrialRunner
+from algorithms.trial import TrialRunner
+from algorithms.trial_plan import TrialPlan
 from envs.oracle import best_perturbations
 from envs.world import load_world
 
@@ -46,7 +47,7 @@ def optimum() -> float:
     return best_perturbations(load_world("myeloid"), "Mo", 2).optimum
 
 
-def train_until(config: TrialConfig, optimum: float) -> tuple[int | None, list, float]:
+def train_until(config: TrialPlan, optimum: float) -> tuple[int | None, list, float]:
     """Train until the greedy score reaches SHARE * optimum or the budget is spent.
     Returns (env steps when reached or None, curve, score before training)."""
     runner = TrialRunner(config)
@@ -68,8 +69,8 @@ def train_until(config: TrialConfig, optimum: float) -> tuple[int | None, list, 
     return reached, curve, start
 
 
-def trial(algorithm: str, budget: int, hparams: dict, target: str = "Mo", module: str = "gnn", lr: float = 1e-3) -> TrialConfig:
-    return TrialConfig(
+def trial(algorithm: str, budget: int, hparams: dict, target: str = "Mo", module: str = "gnn", lr: float = 1e-3) -> TrialPlan:
+    return TrialPlan(
         world="myeloid", task="steer", target=target, max_perturb=2, algorithm=algorithm, module=module,
         optimizer="adam", optimizer_hparams={"lr": lr}, algo_hparams=hparams, env_steps=budget, seed=0,
     )

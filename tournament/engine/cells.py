@@ -1,9 +1,9 @@
 """Grid cells: the product of the spec's axes, each with a stable readable id.
 
 A cell is one (world, task, target, algorithm, optimizer, MAX_PERTURB, module) combination; it
-owns one Optuna study (named by its id) and one leaderboard row. `trial_config` turns a cell
-plus sampled hyperparameters and a seed into the keyword arguments of
-`algorithms.trial.TrialConfig` (plain data, so it travels to Ray workers as it is).
+owns one Optuna study (named by its id) and one leaderboard row. `trial_plan` turns a cell plus
+sampled hyperparameters and a seed into an `algorithms.trial_plan.TrialPlan`. The cell id and
+the oracle key are derived here and only here; readers use the typed columns, never the id.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from algorithms.trial_plan import TrialPlan
 from tournament.engine.rundir import oracle_key
 from tournament.engine.spec import TournamentSpec
 
@@ -52,33 +53,33 @@ class Cell:
         d["target"] = self.target if self.task == "steer" else ""
         return {"cell_id": self.cell_id, **d}
 
-    def trial_config(
+    def trial_plan(
         self,
         spec: TournamentSpec,
         optimizer_hparams: dict[str, Any],
         algo_hparams: dict[str, Any],
         seed: int,
-    ) -> dict[str, Any]:
-        """Keyword arguments for algorithms.trial.TrialConfig."""
+    ) -> TrialPlan:
+        """The plan of one trial of this cell with these hyperparameters and seed."""
         fixed_opt = dict(spec.optimizer_settings.get(self.optimizer, {}))
-        return {
-            "world": self.world,
-            "task": self.task,
-            "target": self.target if self.task == "steer" else None,
-            "max_perturb": int(self.max_perturb),
-            "kinds": list(spec.kinds),
-            "env": dict(spec.env),
-            "algorithm": self.algorithm,
-            "module": self.module,
-            "module_options": dict(spec.module_settings.get(self.module, {})),
-            "optimizer": self.optimizer,
-            "optimizer_hparams": {**fixed_opt, **optimizer_hparams},
-            "algo_hparams": {**spec.algorithm_settings.get(self.algorithm, {}), **algo_hparams},
-            "env_steps": int(spec.budget.env_steps),
-            "seed": int(seed),
-            "num_env_runners": int(spec.resources.num_env_runners),
-            "device": spec.resources.device,
-        }
+        return TrialPlan(
+            world=self.world,
+            task=self.task,
+            target=self.target if self.task == "steer" else None,
+            max_perturb=int(self.max_perturb),
+            kinds=tuple(spec.kinds),
+            env=dict(spec.env),
+            algorithm=self.algorithm,
+            module=self.module,
+            module_options=dict(spec.module_settings.get(self.module, {})),
+            optimizer=self.optimizer,
+            optimizer_hparams={**fixed_opt, **optimizer_hparams},
+            algo_hparams={**spec.algorithm_settings.get(self.algorithm, {}), **algo_hparams},
+            env_steps=int(spec.budget.env_steps),
+            seed=int(seed),
+            num_env_runners=int(spec.resources.num_env_runners),
+            device=spec.resources.device,
+        )
 
 
 def expand_grid(spec: TournamentSpec) -> list[Cell]:

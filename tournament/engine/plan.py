@@ -69,10 +69,8 @@ def calibrate(spec: TournamentSpec, cell: Cell, budget_s: float = CALIBRATION_BU
     from tournament.engine.trainable import load_runner
 
     torch.set_num_threads(1)
-    runner_cls, config_cls = load_runner(spec.execution.runner)
-    trial = cell.trial_config(spec, _optimizer_hparams(spec, cell.optimizer), {}, seed=0)
-    trial["kinds"] = tuple(trial["kinds"])
-    runner = runner_cls(config_cls(**trial))
+    runner_cls = load_runner(spec.execution.runner)
+    runner = runner_cls(cell.trial_plan(spec, _optimizer_hparams(spec, cell.optimizer), {}, seed=0))
     try:
         start = time.perf_counter()
         done = 0

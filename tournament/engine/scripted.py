@@ -14,38 +14,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
-
-@dataclass
-class TrialConfig:
-    """Mirror of algorithms.trial.TrialConfig (same fields, no RLlib import)."""
-
-    world: Any = "myeloid"
-    task: str = "steer"
-    target: str | None = None
-    max_perturb: int = 2
-    kinds: tuple[str, ...] = ("knockout", "overexpression")
-    env: dict = field(default_factory=dict)
-    algorithm: str = "PPO"
-    module: str = "gnn"
-    module_options: dict = field(default_factory=dict)
-    optimizer: str = "adam"
-    optimizer_hparams: dict = field(default_factory=lambda: {"lr": 3e-4})
-    algo_hparams: dict = field(default_factory=dict)
-    env_steps: int = 20_000
-    seed: int = 0
-    num_env_runners: int = 0
-    device: str = "cpu"
+from algorithms.trial_plan import TrialPlan
 
 
 class ScriptedRunner:
     """Deterministic given the config; see the module docstring."""
 
-    def __init__(self, config: TrialConfig):
+    def __init__(self, config: TrialPlan):
         self.config = config
         self.batch = int(config.algo_hparams.get("train_batch_size", 200))
         self.work_s = float(config.algo_hparams.get("work_s", 0.0))
@@ -93,7 +71,7 @@ class ScriptedRunner:
 
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "scripted.json"), "w") as fh:
-            json.dump({"env_steps": self.env_steps, "iteration": self.iteration, "config": asdict(self.config)}, fh, default=list)
+            json.dump({"env_steps": self.env_steps, "iteration": self.iteration, "config": self.config.to_dict()}, fh)
 
     def restore(self, path: str) -> None:
         import os
@@ -106,7 +84,7 @@ class ScriptedRunner:
         pass
 
     @staticmethod
-    def resource_request(config: TrialConfig) -> dict:
+    def resource_request(config: TrialPlan) -> dict:
         return {"CPU": float(config.algo_hparams.get("cpus_per_trial", 1))}
 
 
@@ -127,7 +105,7 @@ class FaultInjectingRunner(ScriptedRunner):
 
     FAULTS = ("raise_once", "raise", "nan", "memory")
 
-    def __init__(self, config: TrialConfig):
+    def __init__(self, config: TrialPlan):
         super().__init__(config)
         self.fault = config.algo_hparams.get("fault")
         if self.fault is not None and self.fault not in self.FAULTS:

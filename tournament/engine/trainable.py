@@ -40,36 +40,29 @@ from typing import Any
 
 from ray import tune
 
+from algorithms.trial_plan import TrialPlan
 from tournament.engine.rundir import is_finite_number
 
 TRAINABLE_STATE = "trainable.json"
 RUNNER_DIR = "runner"
 
 
-def load_runner(path: str) -> tuple[type, type]:
-    """(runner class, its TrialConfig class) from "module:Class"."""
+def load_runner(path: str) -> type:
+    """The runner class named "module:Class" (`execution.runner`); it takes a TrialPlan."""
     module_name, _, cls_name = path.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, cls_name or "TrialRunner"), getattr(module, "TrialConfig")
+    return getattr(module, cls_name or "TrialRunner")
 
 
 def resource_request(config: dict) -> Any:
     """What Tune reserves for a trial: the runner's resource request (placement group factory)."""
     from ray.tune.execution.placement_groups import PlacementGroupFactory, resource_dict_to_pg_factory
 
-    runner_cls, config_cls = load_runner(config["meta"]["runner"])
-    trial = _trial_kwargs(config)
-    request = runner_cls.resource_request(config_cls(**trial))
+    runner_cls = load_runner(config["meta"]["runner"])
+    request = runner_cls.resource_request(TrialPlan.from_dict(config["trial"]))
     if isinstance(request, PlacementGroupFactory):
         return request
     return resource_dict_to_pg_factory(dict(request))
-
-
-def _trial_kwargs(config: dict) -> dict:
-    trial = dict(config["trial"])
-    trial["algo_hparams"] = dict(trial.get("algo_hparams") or {})
-    trial["kinds"] = tuple(trial.get("kinds", ("knockout", "overexpression")))
-    return trial
 
 
 def _float(x: Any) -> float:
@@ -113,12 +106,12 @@ def over_budget(meta: dict, wall_seconds: float, iteration: int) -> str | None:
 
 
 def train_trial(config: dict) -> None:
-    """Tune function trainable; `config` = {"trial": TrialConfig kwargs, "meta": {...}}."""
+    """Tune function trainable; `config` = {"trial": TrialPlan.to_dict(), "meta": {...}}."""
     # building the algorithm is part of a trial's cost, so the clocks start here
     cpu0, wall0 = time.process_time(), time.perf_counter()
     meta = config["meta"]
-    runner_cls, config_cls = load_runner(meta["runner"])
-    trial_kwargs = _trial_kwargs(config)
+    runner_cls = load_runner(meta["runner"])
+    plan = TrialPlan.from_dict(config["trial"])
     eval_every = int(meta.get("eval_every", 5))
     ckpt_every = int(meta.get("checkpoint_every", 5))
     eval_seed = int(meta.get("eval_seed", 2_000_000_000))
@@ -130,7 +123,7 @@ def train_trial(config: dict) -> None:
 
     state: dict[str, Any] = {"iteration": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "score": math.nan,
                              "steps_to_90": None, "attempt": 0}
-    runner = runner_cls(config_cls(**trial_kwargs))
+    runner = runner_cls(plan)
     checkpoint = tune.get_checkpoint()
     resumed = checkpoint is not None
     if resumed:
@@ -140,7 +133,7 @@ def train_trial(config: dict) -> None:
                 state = json.load(fh)
         state["attempt"] += 1
     base = {"trial_key": meta.get("trial_key", ""), "cell_id": meta.get("cell_id", ""),
-            "phase": meta.get("phase", "tune"), "seed": trial_kwargs.get("seed", 0), "node_id": _node_id()}
+            "phase": meta.get("phase", "tune"), "seed": plan.seed, "node_id": _node_id()}
 
     def spent() -> tuple[float, float]:
         return (state["cpu_seconds"] + time.process_time() - cpu0, state["wall_seconds"] + time.perf_counter() - wall0)

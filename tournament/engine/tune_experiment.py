@@ -21,7 +21,7 @@ def make_searcher(spec: TournamentSpec, cells: list[Cell], cells_by_id: dict[str
         optimum = (oracle.get(cell.oracle_key) or {}).get("optimum")
         hparams = {**params["optimizer_hparams"], **params["algo_hparams"]}
         return {
-            "trial": cell.trial_config(spec, params["optimizer_hparams"], params["algo_hparams"], seed),
+            "trial": cell.trial_plan(spec, params["optimizer_hparams"], params["algo_hparams"], seed).to_dict(),
             "meta": {
                 "phase": phase, "cell_id": cid, "trial_key": key, "runner": spec.execution.runner,
                 "eval_every": spec.evaluation.every_iterations, "eval_episodes": spec.evaluation.episodes,

@@ -106,10 +106,11 @@ def module_widths(module: str = "mlp") -> tuple[int, int]:
 
 def build_ours(algorithm: str, module: str, env_steps: int, algo_hparams: Mapping[str, Any] | None, lr: float, seed: int = 0) -> Any:
     """A TrialRunner for `algorithm` / `module` with a budget of `env_steps` (built, not trained)."""
-    from algorithms.trial import TrialConfig, TrialRunner
+    from algorithms.trial import TrialRunner
+    from algorithms.trial_plan import TrialPlan
 
     return TrialRunner(
-        TrialConfig(
+        TrialPlan(
             world=load_world("myeloid"),
             **ENV,
             algorithm=algorithm,

@@ -62,7 +62,7 @@ def probe_algorithm(spec: "TournamentSpec", algorithm: str, module: str) -> int 
     if spec.execution.runner != DEFAULT_RUNNER:
         return None
     from algorithms.registry import algorithm_stages
-    from algorithms.trial import TrialConfig
+    from algorithms.trial_plan import TrialPlan
     from envs.world import load_world
 
     world = spec.world[0]
@@ -71,7 +71,7 @@ def probe_algorithm(spec: "TournamentSpec", algorithm: str, module: str) -> int 
     settings = {k: v for k, v in spec.algorithm_settings.get(algorithm, {}).items() if not k.startswith("_")}
     extra = {k: _probe_value(p) for k, p in spec.hpo.extra.get(algorithm, {}).items()}
     where = f"algorithm_settings.{algorithm}" if not extra else f"algorithm_settings.{algorithm} / hpo.extra.{algorithm}"
-    config = TrialConfig(world=world, task=task, target=target, max_perturb=spec.grid.max_perturb[0],
+    config = TrialPlan(world=world, task=task, target=target, max_perturb=spec.grid.max_perturb[0],
                          kinds=tuple(spec.kinds), env=dict(spec.env), algorithm=algorithm, module=module,
                          module_options=dict(spec.module_settings.get(module, {})),
                          algo_hparams={**settings, **extra}, env_steps=spec.budget.env_steps)
