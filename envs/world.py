@@ -738,6 +738,11 @@ def _load_cached(name: str) -> World:
     if name in BUILTIN_WORLDS:
         return BUILTIN_WORLDS[name]()
     path = Path(name)
+    if name.endswith(".world.yaml"):
+        # A recipe: how to import a published model kept in ../shared/data (envs.world_recipe).
+        from envs.world_recipe import load_recipe
+
+        return load_recipe(path)
     if path.is_dir() or (path.is_file() and path.suffix == ".json"):
         return read_world(path)
     if path.is_file() or (":" in name and name.split(":", 1)[0].lower() in ("pyboolnet", "cana")):
@@ -747,13 +752,13 @@ def _load_cached(name: str) -> World:
         return import_model(name, n_cells=0).world
     raise choices_error(
         "world", name,
-        list(BUILTIN_WORLDS) + ["<path to a world directory or world.json>", "<model file: .bnet, .sbml, ...>", "pyboolnet:NAME", "cana:NAME"],
+        list(BUILTIN_WORLDS) + ["<path to a world directory or world.json>", "<recipe: NAME.world.yaml>", "<model file: .bnet, .sbml, ...>", "pyboolnet:NAME", "cana:NAME"],
     )
 
 
 def load_world(name_or_path: "str | Path | World") -> World:
-    """A built-in world by name, a world directory / world.json by path, or a model file (imported with
-    defaults: `envs.importer`); Worlds pass through."""
+    """A built-in world by name, a world directory / world.json by path, a recipe (`NAME.world.yaml`,
+    `envs.world_recipe`), or a model file (imported with defaults: `envs.importer`); Worlds pass through."""
     if isinstance(name_or_path, World):
         return name_or_path
     return _load_cached(str(name_or_path))
