@@ -82,6 +82,36 @@ class Cell:
         )
 
 
+def baseline_entry_id(world_name: str, target: str, max_perturb: int, baseline: str) -> str:
+    """A baseline's leaderboard id, shaped like a cell id: e.g. myeloid-steer-Mo-greedy-k2."""
+    return "-".join(_slug(str(p)) for p in (world_name, "steer", target, baseline, f"k{max_perturb}"))
+
+
+def task_env(spec: TournamentSpec, cell: Cell) -> dict[str, Any]:
+    """The environment settings of the cell's task (what a trial's env gets, without the seed)."""
+    return {**spec.env, "world": cell.world, "task": cell.task, "target": cell.target if cell.task == "steer" else None,
+            "max_perturb": int(cell.max_perturb), "kinds": tuple(spec.kinds)}
+
+
+def task_world(spec: TournamentSpec, cell: Cell) -> Any:
+    """The cell's world as its task sees it: with the spec's background mutations (env.background)."""
+    from envs.world import load_world
+
+    world = load_world(cell.world)
+    background = spec.env.get("background")
+    if background:
+        world = world.with_background([background] if isinstance(background, str) else list(background))
+    return world
+
+
+def task_start(spec: TournamentSpec) -> Any:
+    """The start the oracle and the baselines use: env.start (one name, or a list of them), else the world's."""
+    start = spec.env.get("start")
+    if isinstance(start, (list, tuple)):
+        return start[0] if len(start) == 1 else list(start)
+    return start
+
+
 def expand_grid(spec: TournamentSpec) -> list[Cell]:
     """Every cell of the spec, in a fixed order (world, task, target, then the grid axes)."""
     from envs.world import load_world

@@ -13,7 +13,7 @@ whose record is incomplete and nothing that finished:
 - a final trial whose final score row is missing or damaged, and a trial whose curve does not
   reach the env steps of its row (the end of curves.csv was cut), run again: their rows are set
   aside;
-- status.json and oracle.json that do not parse are set aside (both are rebuilt), and so is
+- status.json, oracle.json and baselines.json that do not parse are set aside (each is rebuilt), and so is
   manifest.json (a new one is started; the old one is kept).
 
 Damage before the last record of a file cannot come from a crash of the driver: it is an error
@@ -44,7 +44,7 @@ from tournament.engine.records import Damage, Table, read_json_checked, read_tab
 from tournament.engine.journal import JOURNAL_NAME, scan_journal
 
 TABLES = {"trials.csv": TRIAL_COLUMNS, "curves.csv": CURVE_COLUMNS, "final_scores.csv": FINAL_COLUMNS}
-DOCUMENTS = ("manifest.json", "status.json", "oracle.json")
+DOCUMENTS = ("manifest.json", "status.json", "oracle.json", "baselines.json")
 DAMAGED_DIR = "damaged"
 
 
@@ -173,7 +173,8 @@ def repair_for_resume(root: "str | Path", warn: Callable[[str], None] | None = N
     for name, d in scan.document_damage.items():
         where = aside.add(name, (root / name).read_bytes())
         rebuilt = {"manifest.json": "a new manifest is started", "status.json": "it is rebuilt",
-                   "oracle.json": "the oracle is computed again"}[name]
+                   "oracle.json": "the oracle is computed again",
+                   "baselines.json": "the baselines are computed again"}[name]
         note(f"{d}; set aside in {where}; {rebuilt}")
         moved.append(name)
 

@@ -1,7 +1,7 @@
 """The run directory: its paths, table columns, crash-safe writers and the manifest.
 
 Layout and columns are the contract with the leaderboard and report (see the README). Crash
-safety: a file that is rewritten (spec.yaml, manifest.json, status.json, oracle.json, the
+safety: a file that is rewritten (spec.yaml, manifest.json, status.json, oracle.json, baselines.json, the
 report) is written whole to a temporary file in the same directory and renamed over the old
 one, so a crash at any instant leaves the old or the new version. The tables trials.csv,
 curves.csv and final_scores.csv are append-only logs: each append is whole lines in one write,
@@ -233,6 +233,7 @@ class RunPaths:
     manifest = property(lambda self: self.root / "manifest.json")
     status = property(lambda self: self.root / "status.json")
     oracle = property(lambda self: self.root / "oracle.json")
+    baselines = property(lambda self: self.root / "baselines.json")
     trials = property(lambda self: self.root / "trials.csv")
     curves = property(lambda self: self.root / "curves.csv")
     final_scores = property(lambda self: self.root / "final_scores.csv")

@@ -1,7 +1,7 @@
 """Run a tournament: one Ray Tune experiment of grid x Optuna tuning and the final seeds.
 
 `run_tournament(spec)` validates nothing itself (the spec is already valid), prepares the run
-directory (spec.yaml, manifest.json, oracle.json), starts or joins Ray, and runs one Tune
+directory (spec.yaml, manifest.json, oracle.json, baselines.json), starts or joins Ray, and runs one Tune
 experiment whose searcher (tournament.engine.search.CellSearcher) hands out tuning trials cell by cell
 and, as each cell finishes tuning, its best configuration once per final seed. A Tune callback
 on the driver (`RunDirCallback`) appends trials.csv / curves.csv / final_scores.csv and keeps
@@ -52,6 +52,7 @@ from tournament.engine.rundir import (
     write_error,
 )
 from tournament.engine.records import read_json_checked, read_table
+from tournament.engine.baseline_table import compute_baselines
 from tournament.engine.oracle_table import compute_oracle
 from tournament.engine.ray_session import _storage, _upload, init_ray, is_uri
 from tournament.engine.recorder import RunDirCallback, write_status
@@ -136,6 +137,7 @@ def run_tournament(
     try:
         write_status(paths, "tune")
         oracle = compute_oracle(spec, cells, paths.oracle)
+        compute_baselines(spec, cells, paths.baselines)
         started_ray = init_ray(spec.execution.address, spec.execution.num_cpus)
         storage_path, storage_fs, uri_run_path = _storage(spec, root)
         searcher = make_searcher(spec, cells, cells_by_id, oracle, paths)

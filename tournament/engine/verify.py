@@ -82,7 +82,7 @@ def _documents_check(scan: RunScan) -> list[Check]:
     else:
         sessions = manifest.get("sessions") or []
         out.append(Check("manifest", OK, f"status {manifest.get('status', '?')}, {len(sessions)} driver session(s)"))
-    for name in ("status.json", "oracle.json"):
+    for name in ("status.json", "oracle.json", "baselines.json"):
         label = name.split(".")[0]
         if name in scan.document_damage:
             out.append(_damage_check(label, [scan.document_damage[name]], ""))

@@ -64,7 +64,8 @@ def biology_view(
     fs = run.final_scores
     if fs.empty or "perturbation_sets" not in fs or leaderboard.empty:
         return pd.DataFrame(columns=list(BIOLOGY_COLUMNS))
-    lb = leaderboard[(leaderboard["task"] == "steer") & (leaderboard["rank"] <= cells_per_group)]
+    rl = leaderboard[(leaderboard["task"] == "steer") & (leaderboard.get("entry", "rl") == "rl")]
+    lb = rl[rl.groupby(list(GROUP_AXES))["rank"].rank(method="first") <= cells_per_group]
     rows = []
     for _, cell in lb.sort_values([*GROUP_AXES, "rank"]).iterrows():
         counts = _policy_sets(fs[fs["cell_id"] == cell["cell_id"]])

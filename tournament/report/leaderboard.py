@@ -1,5 +1,10 @@
 """The leaderboard: one row per grid cell, read from a run directory and nothing else.
 
+Rows are RL entries (one per grid cell, `entry` "rl") and, for steer tasks, the non-RL baselines
+of baselines.json (`entry` "baseline": one row per baseline, its set's value re-scored by the
+simulator, its interval from that estimate's standard error, its best set and budget in
+`details`). Every row's optimum and `reference` say what its gap is measured against.
+
 Scores per cell come from the final phase (``final_scores.csv``, completed by the final-phase
 rows of ``trials.csv`` for seeds it does not hold yet). A cell with no final seed yet (the run
 was stopped during tuning) gets its best tuning trial as a *provisional* score, labelled
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tournament.report import stats
+from tournament.engine.oracle_table import REFERENCE_BOUND, REFERENCE_STATIC
 from tournament.engine.rundir import RunPaths, oracle_key
 from tournament.engine.records import read_json_checked, read_table
 
@@ -32,12 +38,14 @@ GROUP_AXES = ("world", "task", "target")
 SOURCE_FINAL = "final seeds"
 # What a row's optimum is: the oracle's exact optimum, its best-found lower bound, or a
 # better entry's measured success rate (see _raise_lower_bounds).
-REFERENCE_EXACT = "exact optimum"
-REFERENCE_BOUND = "oracle lower bound"
+REFERENCE_EXACT = "exact optimum"  # what runs before the dynamic optimum called an exact entry
 DASH_REFERENCE = "none"
 SOURCE_PROVISIONAL = "provisional (tuning scores)"
 SOURCE_NONE = "no successful trial"
-_SOURCE_ORDER = {SOURCE_FINAL: 0, SOURCE_PROVISIONAL: 1, SOURCE_NONE: 2}
+SOURCE_BASELINE = "baseline (simulated cells)"
+SOURCE_BASELINE_NONE = "baseline without a set"
+ENTRY_RL, ENTRY_BASELINE = "rl", "baseline"
+_SOURCE_ORDER = {SOURCE_FINAL: 0, SOURCE_BASELINE: 0, SOURCE_PROVISIONAL: 1, SOURCE_NONE: 2, SOURCE_BASELINE_NONE: 2}
 
 LEADERBOARD_COLUMNS = (
     "rank",
@@ -62,6 +70,8 @@ LEADERBOARD_COLUMNS = (
     "failed_trials",
     "tie_with_leader",
     "best_hparams",
+    "entry",
+    "details",
 )
 
 _STRING_COLUMNS = (
@@ -79,6 +89,7 @@ class RunData:
     manifest: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
     oracle: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     final_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -139,6 +150,7 @@ def load_run(run_dir: str | Path) -> RunData:
         manifest=_read_json(paths.manifest, skipped),
         status=_read_json(paths.status, skipped),
         oracle=_read_json(paths.oracle, skipped),
+        baselines=_read_json(paths.baselines, skipped),
         trials=_read_csv(paths.trials, skipped),
         curves=_read_csv(paths.curves, skipped),
         final_scores=_read_csv(paths.final_scores, skipped),
@@ -238,15 +250,7 @@ def _cell_row(run: RunData, cell: pd.Series, finals: pd.DataFrame, reps: int, se
     row.update(iqm=q.point, ci_low=q.low, ci_high=q.high,
                mean=m.point, mean_ci_low=m.low, mean_ci_high=m.high)
 
-    orc = run.oracle.get(oracle_key(cell["world"], cell["task"], cell["target"], cell["max_perturb"]))
-    if isinstance(orc, dict) and orc.get("optimum") is not None:
-        row["optimum"] = float(orc["optimum"])
-        row["oracle_exact"] = bool(orc.get("exact", False))
-        row["reference"] = REFERENCE_EXACT if row["oracle_exact"] else REFERENCE_BOUND
-        row["optimality_gap"] = row["optimum"] - q.point
-        row["normalized_iqm"] = q.point / row["optimum"] if row["optimum"] > 0 else nan
-    else:
-        row.update(optimum=nan, oracle_exact=pd.NA, reference=DASH_REFERENCE, optimality_gap=nan, normalized_iqm=nan)
+    _reference(run, cell, row, q.point)
 
     tr = run.trials
     mine_tr = tr[tr["cell_id"] == cid] if not tr.empty and "cell_id" in tr else pd.DataFrame()
@@ -258,7 +262,55 @@ def _cell_row(run: RunData, cell: pd.Series, finals: pd.DataFrame, reps: int, se
         row["cpu_seconds"] = nan
     row["failed_trials"] = int((mine_tr["status"] == "failed").sum()) if "status" in mine_tr else 0
     row["best_hparams"] = _best_hparams(tr, cid)
+    row.update(entry=ENTRY_RL, details="")
     return row
+
+
+def _reference(run: RunData, cell: Any, row: dict, point: float) -> None:
+    """The row's optimum and what it is (oracle.json's `reference`; older runs: exact or bound)."""
+    nan = float("nan")
+    orc = run.oracle.get(oracle_key(cell["world"], cell["task"], cell["target"], cell["max_perturb"]))
+    if isinstance(orc, dict) and orc.get("optimum") is not None:
+        row["optimum"] = float(orc["optimum"])
+        row["oracle_exact"] = bool(orc.get("exact", False))
+        row["reference"] = orc.get("reference") or (REFERENCE_EXACT if row["oracle_exact"] else REFERENCE_BOUND)
+        row["optimality_gap"] = row["optimum"] - point
+        row["normalized_iqm"] = point / row["optimum"] if row["optimum"] > 0 else nan
+    else:
+        row.update(optimum=nan, oracle_exact=pd.NA, reference=DASH_REFERENCE, optimality_gap=nan, normalized_iqm=nan)
+
+
+def _baseline_rows(run: RunData) -> list[dict]:
+    """One leaderboard row per baseline result of baselines.json (steer tasks)."""
+    from tournament.engine.cells import baseline_entry_id
+
+    nan = float("nan")
+    out = []
+    for task in run.baselines.values():
+        if not isinstance(task, dict) or not isinstance(task.get("results"), list):
+            continue
+        for res in task["results"]:
+            value = res.get("value")
+            value = float(value) if value is not None else nan
+            err = float(res.get("stderr") or 0.0)
+            row: dict[str, Any] = {"world": task["world"], "task": task["task"], "target": task["target"],
+                                   "algorithm": res["name"], "optimizer": "-", "max_perturb": int(task["max_perturb"]),
+                                   "module": "-"}
+            row["cell_id"] = baseline_entry_id(row["world"], row["target"], row["max_perturb"], res["name"])
+            known = math.isfinite(value)
+            low, high = (max(0.0, value - 1.96 * err), min(1.0, value + 1.96 * err)) if known else (nan, nan)
+            row.update(score_source=SOURCE_BASELINE if known else SOURCE_BASELINE_NONE, n_seeds=0,
+                       iqm=value, ci_low=low, ci_high=high, mean=value, mean_ci_low=low, mean_ci_high=high,
+                       steps_to_90=nan, seeds_reached_90="", cpu_seconds=float(res.get("wall_s") or nan),
+                       failed_trials=0, best_hparams="", entry=ENTRY_BASELINE)
+            detail = {"set": res.get("best") or [], "used_cells": res.get("used_cells"),
+                      "budget_cells": res.get("budget_cells"), "scoring": res.get("scoring")}
+            if res.get("reason"):
+                detail["reason"] = res["reason"]
+            row["details"] = json.dumps({k: v for k, v in detail.items() if v is not None}, sort_keys=True)
+            _reference(run, row, row, value)
+            out.append(row)
+    return out
 
 
 def _rank_and_ties(df: pd.DataFrame) -> pd.DataFrame:
@@ -284,20 +336,23 @@ def _rank_and_ties(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _raise_lower_bounds(df: pd.DataFrame) -> pd.DataFrame:
-    """Where the oracle only has a lower bound, the best entry that did better is the reference.
+    """Where the oracle only has a lower bound (or a time-0 optimum a timed policy may beat, or
+    nothing), the best entry that did better is the reference: an RL entry or a baseline.
 
     An entry's final-seed mean is a success rate the simulator measured for a policy with
     at most its MAX_PERTURB perturbations, so it bounds the optimum of every cell of the
     same world, task and target with that MAX_PERTURB or more.
     """
     for i, row in df.iterrows():
-        if row["reference"] != REFERENCE_BOUND:
+        # a time-0 optimum, exact or not, bounds a timed policy from below only
+        if row["reference"] not in (REFERENCE_BOUND, REFERENCE_STATIC, DASH_REFERENCE) or row["task"] != "steer":
             continue
         peers = df[
             (df["world"] == row["world"]) & (df["task"] == row["task"]) & (df["target"] == row["target"])
-            & (df["max_perturb"] <= row["max_perturb"]) & (df["score_source"] == SOURCE_FINAL)
+            & (df["max_perturb"] <= row["max_perturb"]) & df["score_source"].isin([SOURCE_FINAL, SOURCE_BASELINE])
         ]
-        if peers.empty or not np.isfinite(peers["mean"].max()) or peers["mean"].max() <= row["optimum"]:
+        current = row["optimum"] if np.isfinite(row["optimum"]) else -np.inf
+        if peers.empty or not np.isfinite(peers["mean"].max()) or peers["mean"].max() <= current:
             continue
         best = peers.loc[peers["mean"].idxmax()]
         df.loc[i, "optimum"] = float(best["mean"])
@@ -320,7 +375,7 @@ def build_leaderboard(
     cells = _cells(run, finals)
     if cells.empty:
         return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
-    rows = [_cell_row(run, c, finals, reps, seed) for _, c in cells.iterrows()]
+    rows = [_cell_row(run, c, finals, reps, seed) for _, c in cells.iterrows()] + _baseline_rows(run)
     df = _rank_and_ties(_raise_lower_bounds(pd.DataFrame(rows)))
     df["max_perturb"] = df["max_perturb"].astype("Int64")
     df["oracle_exact"] = df["oracle_exact"].astype("boolean")

@@ -16,7 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from algorithms.baselines import BASELINES
 from optim.registry import TUNABLE_HPARAMS
+
+BASELINE_NAMES = tuple(BASELINES)
 
 # Seeds: tuning trial n of a cell trains with hpo.seed_base + n, final seed j with
 # final.seed_base + j. The ranges are checked to be disjoint (Eimer et al., ICML 2023: tune on
@@ -205,6 +208,32 @@ class ResourcesSpec(_Strict):
     trial_memory_mb: float | None = Field(None, gt=0)
 
 
+class BaselinesSpec(_Strict):
+    """The non-RL baselines scored beside the RL entries of every steer cell, before the run.
+
+    Each name is a baseline of `algorithms.baselines.BASELINES` (random sets, greedy forward
+    selection, beam search, simulated annealing, AEON's permanent phenotype control); each gets
+    `budget_cells` simulated cells (an exact evaluation counts as `n_cells`), AEON at most
+    `control_time_s` seconds. Their rows join the leaderboard (entry "baseline"). An empty list
+    turns them off.
+    """
+
+    names: list[str] = Field(default_factory=lambda: list(BASELINE_NAMES))
+    budget_cells: int = Field(400_000, ge=100)
+    n_cells: int = Field(1000, ge=100)
+    control_time_s: float = Field(60.0, gt=0)
+    seed: int = 0
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        v = _as_list(v) if v is not None else []
+        for name in v:
+            if name not in BASELINE_NAMES:
+                raise ValueError(f"unknown baseline {name!r}; valid choices: {', '.join(BASELINE_NAMES)}")
+        return v
+
+
 class ExecutionSpec(_Strict):
     """Where and how the Tune experiment runs."""
 
@@ -239,6 +268,7 @@ class TournamentSpec(_Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     final: FinalSpec = Field(default_factory=FinalSpec)
     oracle: OracleSpec = Field(default_factory=OracleSpec)
+    baselines: BaselinesSpec = Field(default_factory=BaselinesSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
