@@ -365,7 +365,7 @@ def _raise_lower_bounds(df: pd.DataFrame) -> pd.DataFrame:
 def build_leaderboard(
     run_dir: str | Path | RunData, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED
 ) -> pd.DataFrame:
-    """One row per grid cell with IQM/mean and 95% bootstrap intervals, ranked per group.
+    """One row per grid cell (and per baseline) with IQM/mean and 95% bootstrap intervals, ranked per group.
 
     ``tie_with_leader`` is True for a row whose IQM interval overlaps its group leader's (and
     for the leader when any row does), NA where an interval is unknown (fewer than two seeds).
@@ -373,9 +373,9 @@ def build_leaderboard(
     run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
     finals = final_seed_scores(run)
     cells = _cells(run, finals)
-    if cells.empty:
-        return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
     rows = [_cell_row(run, c, finals, reps, seed) for _, c in cells.iterrows()] + _baseline_rows(run)
+    if not rows:
+        return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
     df = _rank_and_ties(_raise_lower_bounds(pd.DataFrame(rows)))
     df["max_perturb"] = df["max_perturb"].astype("Int64")
     df["oracle_exact"] = df["oracle_exact"].astype("boolean")

@@ -1,0 +1,73 @@
+"""The benchmark's references in a run: the exact dynamic optimum, the baselines' rows, pulsed tasks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from envs.errors import UserInputError
+from envs.oracle import best_perturbations, exact_fates
+from envs.world import load_world
+from tournament.engine.baseline_table import PULSED_REASON, compute_baselines
+from tournament.engine.cells import expand_grid
+from tournament.engine.oracle_table import REFERENCE_DYNAMIC, compute_oracle
+from tournament.engine.spec import parse_spec
+from tournament.report.leaderboard import build_leaderboard
+
+
+def spec(env=None, target="Neu", max_perturb=(1,), baselines=None):
+    return parse_spec({
+        "name": "bench", "world": "myeloid", "target": target,
+        "grid": {"algorithm": ["PPO"], "optimizer": ["adam"], "max_perturb": list(max_perturb), "module": ["mlp"]},
+        "env": {"n_stages": 2, **(env or {})},
+        "baselines": baselines or {"names": ["greedy", "beam"], "budget_cells": 60_000},
+    })
+
+
+def test_the_oracle_of_a_small_world_is_the_exact_dynamic_optimum(tmp_path):
+    s = spec()
+    table = compute_oracle(s, expand_grid(s), tmp_path / "oracle.json")
+    (entry,) = table.values()
+    static = best_perturbations(load_world("myeloid"), "Neu", 1)
+    assert entry["reference"] == REFERENCE_DYNAMIC and entry["exact"] is True
+    # the static optimum of the same machinery is the time-0 oracle's, and timing cannot do worse
+    assert entry["static_optimum"] == pytest.approx(static.optimum)
+    assert entry["optimum"] >= entry["static_optimum"] - 1e-12
+
+
+def test_a_pulsed_task_has_a_dynamic_optimum_and_no_static_baselines(tmp_path):
+    s = spec(env={"pulse_stages": 1})
+    (entry,) = compute_oracle(s, expand_grid(s), tmp_path / "oracle.json").values()
+    assert entry["reference"] == REFERENCE_DYNAMIC and 0.0 <= entry["optimum"] <= 1.0
+    (task,) = compute_baselines(s, expand_grid(s), tmp_path / "baselines.json").values()
+    assert [r["name"] for r in task["results"]] == ["greedy", "beam"]
+    assert all(r["value"] is None and r["reason"] == PULSED_REASON for r in task["results"])
+
+
+def test_baseline_rows_join_the_leaderboard_with_their_simulator_value(tmp_path):
+    s = spec(target="Mo", max_perturb=(1,))
+    cells = expand_grid(s)
+    compute_oracle(s, cells, tmp_path / "oracle.json")
+    compute_baselines(s, cells, tmp_path / "baselines.json")
+    board = build_leaderboard(tmp_path)
+    rows = board[board["entry"] == "baseline"].set_index("algorithm")
+    assert set(rows.index) == {"greedy", "beam"}
+    world = load_world("myeloid")
+    for name, row in rows.iterrows():
+        details = json.loads(row["details"])
+        assert 0 < details["used_cells"] <= 60_000 and len(details["set"]) <= 1
+        rescored = exact_fates(world, [tuple(p) for p in details["set"]])
+        assert row["iqm"] == pytest.approx(rescored.probabilities["Mo"])
+        assert row["reference"] == REFERENCE_DYNAMIC
+
+
+def test_a_target_the_cell_already_reaches_is_warned_about(tmp_path):
+    s = spec(env={"start": "attractor:Mo"}, target="Mo", baselines={"names": []})
+    with pytest.warns(UserWarning, match=r"target Mo of myeloid: .* probability 1\.000"):
+        compute_oracle(s, expand_grid(s), tmp_path / "oracle.json")
+
+
+def test_an_unknown_baseline_is_a_one_line_error():
+    with pytest.raises(UserInputError, match=r"unknown baseline 'gredy'; valid choices: random, greedy"):
+        spec(baselines={"names": ["greedy", "gredy"]})
