@@ -71,3 +71,37 @@ def test_a_target_the_cell_already_reaches_is_warned_about(tmp_path):
 def test_an_unknown_baseline_is_a_one_line_error():
     with pytest.raises(UserInputError, match=r"unknown baseline 'gredy'; valid choices: random, greedy"):
         spec(baselines={"names": ["greedy", "gredy"]})
+
+
+def _baselines_file(run, values: dict[str, float | None]) -> None:
+    results = [{"name": n, "value": v, "stderr": 0.0, "best": [["Gfi1", "knockout"]], "used_cells": 1000,
+                "budget_cells": 5000} for n, v in values.items()]
+    (run / "baselines.json").write_text(json.dumps(
+        {"myeloid|steer|Mo|2": {"world": "myeloid", "task": "steer", "target": "Mo", "max_perturb": 2,
+                                "results": results}}))
+
+
+def test_the_benchmark_view_finds_the_best_known_value_and_the_greedy_trap(tmp_path):
+    from rundir_factory import FakeCell, default_oracle, write_run_dir
+
+    from tournament.report.benchmark_view import benchmark_markdown, task_rows
+
+    cells = [FakeCell(algorithm="PPO", final_scores=[0.9, 0.95, 1.0, 0.9]),
+             FakeCell(algorithm="A2C", final_scores=[0.1, 0.2, 0.1, 0.15])]
+    run = write_run_dir(tmp_path / "run", cells, oracle=default_oracle(cells, optimum=0.6, exact=False))
+    _baselines_file(run, {"greedy": 0.3, "beam": 0.8, "aeon_control": None})
+    (row,) = task_rows(run)
+    assert row["best_known"] == pytest.approx(0.9375) and row["best_known_source"].startswith("RL myeloid-steer-Mo-PPO")
+    assert row["greedy_gap"] == pytest.approx(0.9375 - 0.3) and row["trap"] is True
+    assert row["aeon_control"] is None and row["beam"] == pytest.approx(0.8)
+    assert row["rl:PPO"]["seeds_near_best"] == 4 and row["rl:A2C"]["seeds_near_best"] == 0
+    assert row["rl_at_or_above_baselines"] is True and row["separated_pair"] is True
+    text = benchmark_markdown([row])
+    assert "hard tasks where the best RL entry (IQM) is at or above the best non-RL baseline: 1 of 1" in text
+
+
+def test_the_benchmark_command_refuses_a_folder_that_is_no_run(tmp_path, capsys):
+    from cli_helpers import one_line_error, run_cli
+
+    code, _, err = run_cli(["benchmark", str(tmp_path)], capsys)
+    one_line_error(code, err, f"{tmp_path} is not a run directory (no spec.yaml)")

@@ -1,4 +1,4 @@
-"""CLI commands that run tournaments: run, resume, status, report, verify."""
+"""CLI commands that run tournaments: run, resume, status, report, verify, benchmark."""
 
 from __future__ import annotations
 
@@ -133,4 +133,32 @@ def verify_cmd(run_dir) -> None:
         raise click.ClickException(f"{len(failed)} of {len(checks)} checks failed")
 
 
-COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd, verify_cmd)
+@click.command("benchmark")
+@click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Folder for benchmark.md and benchmark.csv (default: print the markdown).")
+def benchmark_cmd(run_dirs, out_dir) -> None:
+    """The benchmark view of steer runs: per task the optimum, each baseline, the best RL entry per algorithm."""
+    from envs.files import atomic_write_text
+    from tournament.engine.rundir import RunPaths
+    from tournament.report.benchmark_view import benchmark_csv, benchmark_markdown, task_rows
+
+    rows = []
+    for run_dir in run_dirs:
+        if not RunPaths(run_dir).spec.is_file():
+            raise UserInputError(f"{run_dir} is not a run directory (no spec.yaml)")
+        rows += task_rows(run_dir)
+    if not rows:
+        raise UserInputError("no steer task with results in " + ", ".join(run_dirs))
+    text = benchmark_markdown(rows)
+    if out_dir is None:
+        click.echo(text)
+        return
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "benchmark.md", text)
+    atomic_write_text(out / "benchmark.csv", benchmark_csv(rows))
+    click.echo(f"benchmark of {len(rows)} task(s): {out / 'benchmark.md'}")
+
+
+COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd, verify_cmd, benchmark_cmd)
