@@ -3,7 +3,8 @@
 The benchmark's published worlds are models of 30-100 variables read from ../shared/data; a
 recipe (`NAME.world.yaml`) names the model file, the authors' GINsim states, the fate markers
 and the defaults, so a world is rebuilt from the source on load instead of being copied into
-the repository. Paths are relative to the recipe file. Example::
+the repository. Paths are relative to the recipe file; `model: pyboolnet:NAME` names a model of
+an installed package's repository instead. Example::
 
     name: collombet_bcell_macrophage
     description: Collombet et al. 2017 PNAS 114:5792 ...
@@ -60,7 +61,7 @@ def read_recipe(path: "str | Path") -> dict:
         raise UserInputError(f"{path}: missing key 'model' (the model file, relative to the recipe)")
     out = dict(data)
     for key in _PATH_KEYS:
-        if out.get(key) is None:
+        if out.get(key) is None or (key == "model" and _is_repository_model(str(out[key]))):
             continue
         file = (path.parent / str(out[key])).resolve()
         if not file.is_file():
@@ -76,6 +77,11 @@ def read_recipe(path: "str | Path") -> dict:
             raise UserInputError(f"{path}: {key} must map a name to {{GENE: level}}, got {type(value).__name__}")
         out[key] = {str(k): _levels(v, f"{path}: {key[:-1]} {k!r}") for k, v in value.items()}
     return out
+
+
+def _is_repository_model(model: str) -> bool:
+    """`pyboolnet:NAME` / `cana:NAME`: a model shipped with an installed package, not a file."""
+    return ":" in model and model.split(":", 1)[0].lower() in ("pyboolnet", "cana")
 
 
 def _markers(value, where: str) -> dict[str, int]:

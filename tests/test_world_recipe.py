@@ -90,16 +90,18 @@ def test_an_unknown_gene_in_the_markers_lists_the_genes(tmp_path):
 SHIPPED = {
     "cacace_tcell": ("cacace2020-tcell", ("DN3", "B", "Myeloid", "NK_like"), "ETP"),
     "collombet_bcell_macrophage": ("hematopoiesis-boolean-models", ("Bcell", "Macrophage", "GMP_like", "CLP_like"), "MP"),
+    "selvaggio_emt": (None, ("Epithelial", "Hybrid", "Mesenchymal"), "E"),  # pyboolnet's repository
 }
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_the_shipped_recipes_load_from_the_shared_data(name):
     folder, fates, start = SHIPPED[name]
-    shared_data_file(folder)
+    if folder:
+        shared_data_file(folder)
     world = load_world(str(RECIPES / f"{name}.world.yaml"))
     assert world.fates == fates and world.default_start == start
-    assert world.description.split()[0] in ("Cacace", "Collombet")
+    assert world.description.split()[0] in ("Cacace", "Collombet", "Selvaggio")
 
 
 def test_collombet_b_cells_stay_b_cells_and_cebpa_turns_them_into_macrophages():
@@ -107,3 +109,9 @@ def test_collombet_b_cells_stay_b_cells_and_cebpa_turns_them_into_macrophages():
     report = import_recipe(RECIPES / "collombet_bcell_macrophage.world.yaml")
     assert [a.fate for a in report.reachable("Bcell")] == ["Bcell"]
     assert "Macrophage" in {a.fate for a in report.reachable("Bcell+Cebpa")}
+
+
+def test_selvaggio_tgfb_drives_the_epithelial_cell_mesenchymal():
+    report = import_recipe(RECIPES / "selvaggio_emt.world.yaml")
+    assert [a.fate for a in report.reachable("E", "none")] == ["Epithelial"]
+    assert [a.fate for a in report.reachable("E", "TGFB")] == ["Mesenchymal"]
