@@ -222,3 +222,18 @@ def test_load_bench_drives_the_engine_through_every_trial_of_a_grid():
     result = bench_engine(trials_per_cell=2, final_seeds=1, targets=("Mo",), max_perturb=(1,))
     assert result["cells"] == 6 * 4 * 2 and result["trials"] == result["cells"] * 3
     assert result["journal_mib"] > 0
+
+
+def test_tune_logs_choose_what_tune_writes_besides_result_json(tmp_path, ray_local):
+    spec = parse_spec(tiny_ppo_spec(
+        "logs", tmp_path,
+        grid={"algorithm": ["PPO"], "optimizer": ["adam"], "module": ["mlp"]},
+        hpo={"trials_per_cell": 1}, final={"seeds": 1},
+        baselines={"names": []},
+        execution={"storage": str(tmp_path), "runner": SCRIPTED, "max_concurrent": 1, "tune_logs": []},
+    ))
+    run = run_tournament(spec, progress=False, build_report=False)
+    tune_files = {p.name for p in (run / "tune").rglob("*") if p.is_file()}
+    assert "result.json" in tune_files and "progress.csv" not in tune_files
+    assert not any(name.startswith("events.out.tfevents") for name in tune_files)
+    assert {r["status"] for r in rows(run / "trials.csv")} == {"ok"}

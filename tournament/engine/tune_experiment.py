@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from tournament.engine.cells import Cell
@@ -94,9 +97,33 @@ def fit_experiment(spec: TournamentSpec, searcher: Any, callback: RunDirCallback
             storage_filesystem=storage_fs,
             failure_config=tune.FailureConfig(max_failures=spec.execution.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[callback],
+            callbacks=[callback, *tune_loggers(spec.execution.tune_logs)],
             verbose=0,
             progress_reporter=None,
         ),
     )
-    tuner.fit()
+    with _no_auto_loggers():
+        tuner.fit()
+
+
+def tune_loggers(names: list[str]) -> list[Any]:
+    """result.json always (verify and the report's checks read it), plus the logs the spec asks for."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    chosen = {"csv": CSVLoggerCallback, "tensorboard": TBXLoggerCallback}
+    return [JsonLoggerCallback(), *(chosen[n]() for n in names)]
+
+
+@contextlib.contextmanager
+def _no_auto_loggers() -> Iterator[None]:
+    """Tune adds every logger it knows unless told not to; the spec chose them (`tune_loggers`)."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    saved = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved

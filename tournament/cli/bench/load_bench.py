@@ -36,7 +36,8 @@ SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
 
 def load_spec(name: str, storage: str, trials_per_cell: int = 8, final_seeds: int = 1,
               targets: tuple[str, ...] = ("Ery", "Mk", "Mo", "Neu"), max_perturb: tuple[int, ...] = (1, 2, 3),
-              cpus_per_trial: float = 0.5, num_cpus: int | None = None) -> dict[str, Any]:
+              cpus_per_trial: float = 0.5, num_cpus: int | None = None,
+              tune_logs: tuple[str, ...] = ("csv", "tensorboard")) -> dict[str, Any]:
     """6 algorithms x 4 optimizers x 2 modules x 4 targets x 3 MAX_PERTURB = 576 cells of instant trials."""
     algorithms = ["PPO", "A2C", "SAC", "TRPO", "TRPO_to_PPO", "PPO_to_TRPO"]
     instant = {"train_batch_size": 100, "cpus_per_trial": cpus_per_trial}
@@ -53,8 +54,9 @@ def load_spec(name: str, storage: str, trials_per_cell: int = 8, final_seeds: in
         "evaluation": {"episodes": 4, "every_iterations": 1},
         "final": {"seeds": final_seeds, "eval_episodes": 4},
         "oracle": {"time_budget_s": 2.0},
+        "baselines": {"names": []},
         "execution": {"storage": storage, "runner": SCRIPTED, "checkpoint_every": 1000, "max_failures": 0,
-                      "num_cpus": num_cpus},
+                      "num_cpus": num_cpus, "tune_logs": list(tune_logs)},
     }
 
 

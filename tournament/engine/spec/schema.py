@@ -243,6 +243,9 @@ class ExecutionSpec(_Strict):
     max_concurrent: int | None = Field(None, ge=1)
     max_failures: int = Field(2, ge=0)
     checkpoint_every: int = Field(5, ge=1)
+    # Tune's own logs of each trial besides result.json (always written; verify reads it):
+    # progress.csv and TensorBoard event files in tune/. Each costs driver time per result.
+    tune_logs: list[Literal["csv", "tensorboard"]] = Field(default_factory=lambda: ["csv", "tensorboard"])
     # The class that trains one trial, "module:Class" with the TrialRunner interface.
     runner: str = DEFAULT_RUNNER
 
