@@ -29,7 +29,8 @@ def greedy_actions(module: Any, observations: list[dict[str, np.ndarray]]) -> np
 
 def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -> dict[str, Any]:
     """Score (steer: success rate; predict: mean per-stage accuracy), mean return, and per
-    episode the perturbation set used and the fate reached; episode i is seeded seed + i."""
+    episode the perturbations used (with the stage each was applied at) and the fate reached;
+    episode i is seeded seed + i."""
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     envs = [CellFateEnv(dict(env_config)) for _ in range(n_episodes)]
@@ -61,6 +62,10 @@ def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -
     return {
         "score": score,
         "episode_return_mean": float(returns.mean()),
-        "perturbation_sets": [[[g, k] for g, k in f.get("perturbations", [])] for f in finals],
+        # [gene, kind, stage]: the stage it was applied at (0 = before the cell developed)
+        "perturbation_sets": [[[g, k, int(st)] for (g, k), st in zip(f.get("perturbations", []),
+                                                                      f.get("perturbation_stages") or [])]
+                              if f.get("perturbation_stages") else [[g, k] for g, k in f.get("perturbations", [])]
+                              for f in finals],
         "fates": [f.get("fate") for f in finals],
     }

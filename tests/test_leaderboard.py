@@ -269,6 +269,9 @@ def test_biology_view_against_oracle(tmp_path):
 def test_canonical_set():
     assert canonical_set([["B", "oe"], ["A", "knockout"]]) == (("A", "ko"), ("B", "oe"))
     assert format_set(()) == "(none)"
+    # a perturbation applied after stage 0 keeps its stage; at stage 0 it is the time-0 pair
+    timed = canonical_set([["B", "oe", 2], ["A", "knockout", 0]])
+    assert timed == (("A", "ko"), ("B", "oe", 2)) and format_set(timed) == "A ko + B oe @stage 2"
 
 
 def test_a_better_entry_raises_an_oracle_lower_bound(tmp_path):

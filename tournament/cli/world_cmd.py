@@ -173,25 +173,54 @@ def _fmt_fates(fates: dict[str, float]) -> str:
     return "  ".join(f"{f} {p:.3f}" for f, p in fates.items())
 
 
+def parse_scheduled(text: str) -> tuple[str, str, int | None]:
+    """GENE=KIND, or GENE=KIND@STAGE for a perturbation applied at a chosen stage."""
+    body, at, stage = text.partition("@")
+    gene, kind = parse_perturbation(body)
+    if not at:
+        return gene, kind, None
+    try:
+        return gene, kind, int(stage)
+    except ValueError:
+        raise UserInputError(f"bad stage in {text!r}: {stage!r} is not a whole number (write GENE=ko@2)") from None
+
+
 @click.command("simulate")
 @click.option("--world", required=True)
-@click.option("--perturb", "perturb", multiple=True, help="GENE=ko, GENE=oe, GENE=2 (a level) or SRC->DST=cut; repeat for several.")
-@click.option("--start", default=None)
+@click.option("--perturb", "perturb", multiple=True,
+              help="GENE=ko, GENE=oe, GENE=2 (a level) or SRC->DST=cut; GENE=ko@2 applies it at stage 2; repeat for several.")
+@click.option("--background", multiple=True, help="A mutation fixed for the whole run (a rescue task's), e.g. Notch1=ko; repeat.")
+@click.option("--pulse-stages", type=int, default=None, help="Each perturbation acts for this many stages, then its gene is released.")
+@click.option("--n-stages", type=int, default=None, help="Stages of a scheduled run (default: the world's, else 4).")
+@click.option("--start", default=None, help="A start state, or attractor:FATE (a cell on an attractor of that fate).")
 @click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--cells", type=int, default=4000, show_default=True, help="Monte-Carlo cells where exact is out of reach.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def simulate_cmd(world, perturb, start, condition, cells, seed, as_json) -> None:
-    """Fate distribution of a progenitor under perturbations (exact where the network is small)."""
+def simulate_cmd(world, perturb, background, pulse_stages, n_stages, start, condition, cells, seed, as_json) -> None:
+    """Fate distribution of a progenitor under perturbations: exact where the network is small and every
+    perturbation acts from time 0; through the environment, by Monte-Carlo, for stages and pulses."""
     from envs.oracle import fate_distribution
+    from envs.schedule import simulate_schedule
 
     w = load_world(world)
-    perturbations = [parse_perturbation(p) for p in perturb]
-    dist = fate_distribution(w, perturbations, start=start, n_cells=cells, seed=seed, condition=condition)
+    scheduled = [parse_scheduled(p) for p in perturb]
+    timed = pulse_stages is not None or any(st is not None for *_, st in scheduled)
+    if timed:
+        env = {"world": w, "start": start, "condition": condition, "pulse_stages": pulse_stages,
+               "n_stages": n_stages, "background": list(background) or None}
+        result = simulate_schedule({k: v for k, v in env.items() if v is not None},
+                                   [(g, k, st or 0) for g, k, st in scheduled], n_cells=cells, seed=seed)
+        dist, perturbations = result.distribution, [f"{g}={k}@{st}" for g, k, st in result.schedule]
+        w = w.with_background(list(background)) if background else w
+    else:
+        w = w.with_background(list(background)) if background else w
+        perturbations = [(g, k) for g, k, _ in scheduled]
+        dist = fate_distribution(w, perturbations, start=start, n_cells=cells, seed=seed, condition=condition)
     if as_json:
         _echo_json({"world": w.name, "perturbations": perturbations, **dist.to_json()})
         return
-    label = ", ".join(f"{g} {k}" for g, k in perturbations) or "none"
+    label = ", ".join(p if isinstance(p, str) else f"{p[0]} {p[1]}" for p in perturbations) or "none"
     cond = w.check_condition(condition)
     click.echo(f"{w.name}, start {start or w.default_start}{f', condition {cond}' if cond else ''}, perturbations: {label}")
     click.echo(f"method: {dist.method}")

@@ -27,7 +27,7 @@ BIOLOGY_COLUMNS = (
     "optimum",
 )
 
-PerturbationSet = tuple[tuple[str, str], ...]
+PerturbationSet = tuple[tuple, ...]  # (gene, kind) or (gene, kind, stage) entries
 
 
 def _short_kind(kind: str) -> str:
@@ -36,13 +36,19 @@ def _short_kind(kind: str) -> str:
 
 
 def canonical_set(perturbations: list) -> PerturbationSet:
-    """A perturbation set in canonical form: sorted (gene, ko|oe) pairs."""
-    return tuple(sorted((str(g), _short_kind(k)) for g, k in perturbations))
+    """A perturbation set in canonical form: sorted (gene, ko|oe) pairs, (gene, ko|oe, stage) for one
+    applied after stage 0 (a timed perturbation), so a schedule and a time-0 set stay apart."""
+    out = []
+    for p in perturbations:
+        g, k, *rest = p
+        stage = int(rest[0]) if rest else 0
+        out.append((str(g), _short_kind(k)) if stage == 0 else (str(g), _short_kind(k), stage))
+    return tuple(sorted(out))
 
 
 def format_set(s: PerturbationSet) -> str:
-    """A readable set, e.g. ``Cebpa oe + Gfi1 ko``."""
-    return " + ".join(f"{g} {k}" for g, k in s) if s else NO_PERTURBATION
+    """A readable set, e.g. ``Cebpa oe + Gfi1 ko @stage 2``."""
+    return " + ".join(f"{p[0]} {p[1]}" + (f" @stage {p[2]}" if len(p) > 2 else "") for p in s) if s else NO_PERTURBATION
 
 
 def _policy_sets(rows: pd.DataFrame) -> Counter:
