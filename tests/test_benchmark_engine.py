@@ -105,3 +105,17 @@ def test_the_benchmark_command_refuses_a_folder_that_is_no_run(tmp_path, capsys)
 
     code, _, err = run_cli(["benchmark", str(tmp_path)], capsys)
     one_line_error(code, err, f"{tmp_path} is not a run directory (no spec.yaml)")
+
+
+def test_the_oracle_command_gives_the_timed_optimum_beside_the_static_one(capsys):
+    from cli_helpers import one_line_error, run_cli
+
+    code, out, _ = run_cli(["oracle", "--world", "myeloid", "--target", "Neu", "--max-perturb", "1", "--dynamic",
+                            "--pulse-stages", "1", "--n-stages", "3", "--json"], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["optimum"] == pytest.approx(0.75)  # the best time-0 set, permanent pins
+    # a policy that watches the cell and times one pulse does better than any time-0 set
+    assert result["dynamic"]["value"] > result["dynamic"]["static_value"] + 0.05
+    code, _, err = run_cli(["oracle", "--world", "myeloid", "--target", "Neu", "--max-perturb", "1",
+                            "--pulse-stages", "1"], capsys)
+    one_line_error(code, err, "add --dynamic")

@@ -133,13 +133,23 @@ def _attractor_summary(world) -> dict:
 @click.option("--cells", type=int, default=1000, show_default=True,
               help="Monte-Carlo cells per set where exact is out of reach (the leaders are re-estimated on 4x as many).")
 @click.option("--time-budget", "time_budget", type=float, default=None, help="Stop the search after this many seconds (a lower bound).")
+@click.option("--background", multiple=True, help="A mutation fixed for the whole task (rescue), e.g. Notch1=ko; repeat.")
+@click.option("--dynamic", is_flag=True,
+              help="Also the exact optimum over timed policies (dynamic programming; worlds up to 12 variables).")
+@click.option("--pulse-stages", type=int, default=None, help="With --dynamic: each perturbation lasts this many stages.")
+@click.option("--n-stages", type=int, default=None, help="With --dynamic: the task's stages (default: the world's, else 4).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, cells, time_budget, seed, as_json) -> None:
-    """The best perturbation sets and their exact success probability (or Bayes-optimal accuracy)."""
+def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, cells, time_budget, background, dynamic,
+               pulse_stages, n_stages, seed, as_json) -> None:
+    """The best perturbation sets and their exact success probability (or Bayes-optimal accuracy);
+    with --dynamic also the best timed policy's."""
     from envs.oracle import bayes_optimal_accuracy, best_perturbations
 
     w = load_world(world)
+    w = w.with_background(list(background)) if background else w
+    if (pulse_stages is not None or n_stages is not None) and not dynamic:
+        raise UserInputError("--pulse-stages and --n-stages describe a timed task: add --dynamic")
     kinds_t = parse_kinds(kinds)
     w.check_max_perturb(max_perturb, minimum=0, what="--max-perturb")
     if task == "predict":
@@ -156,9 +166,19 @@ def oracle_cmd(world, task, target, max_perturb, kinds, start, condition, top, c
         raise UserInputError(f"--target is required for steer; valid choices: {', '.join(w.fates)}")
     result = best_perturbations(w, target, max_perturb, kinds_t, start=start, top=top, condition=condition,
                                 n_cells=cells, seed=seed, time_budget_s=time_budget)
+    dyn = None
+    if dynamic:
+        from envs.dynamic_oracle import dynamic_optimum
+
+        dyn = dynamic_optimum(w, target, max_perturb, n_stages=n_stages, pulse_stages=pulse_stages, kinds=kinds_t,
+                              start=start, condition=condition)
     if as_json:
-        _echo_json(result.to_json())
+        _echo_json({**result.to_json(), **({"dynamic": dyn.to_json()} if dyn else {})})
         return
+    if dyn is not None:
+        first = ", ".join(f"{g} {k}" for g, k in dyn.first_action) or "none yet"
+        click.echo(f"{w.name}: best timed policy {dyn.value:.4f} (exact; best time-0 set under the same timing "
+                   f"{dyn.static_value:.4f}); its stage-0 action: {first}; {dyn.method}")
     click.echo(f"{w.name}: steer to {target}, at most {max_perturb} perturbation(s) of {', '.join(kinds_t)}")
     click.echo("baseline (no perturbation): " + _fmt_fates(result.baseline))
     err = f" ± {result.stderr:.3f}" if result.stderr else ""
