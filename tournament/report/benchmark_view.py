@@ -38,6 +38,11 @@ NEAR_BEST = 0.95  # a final seed "reaches" the best known at this fraction of it
 BASELINE_ORDER = ("random", "greedy", "beam", "annealing", "aeon_control")
 
 
+def task_description(spec_text: str) -> str:
+    """The run's task kind in words (background, start, condition, pulses), from its spec."""
+    return _describe(_task_settings(spec_text))
+
+
 def _task_settings(spec_text: str) -> dict[str, Any]:
     try:
         env = (yaml.safe_load(spec_text) or {}).get("env") or {}
@@ -75,7 +80,6 @@ def task_rows(run_dir: "str | Path") -> list[dict[str, Any]]:
     board = build_leaderboard(run)
     if board.empty:
         return []
-    settings = _task_settings(run.spec_text)
     finals = final_seed_scores(run)
     name = Path(run.run_dir).name
     out = []
@@ -84,7 +88,7 @@ def task_rows(run_dir: "str | Path") -> list[dict[str, Any]]:
         orc = run.oracle.get(oracle_key(world, "steer", target, int(k))) or {}
         default = (orc.get("baseline") or {}).get(target)
         row: dict[str, Any] = {"run": name, "world": world, "target": target, "max_perturb": int(k),
-                               "task": _describe(settings), "default_probability": default,
+                               "task": task_description(run.spec_text), "default_probability": default,
                                "optimum": orc.get("optimum"), "reference": orc.get("reference", "none")}
         candidates = []
         if orc.get("optimum") is not None and orc.get("exact"):

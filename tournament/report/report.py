@@ -40,6 +40,7 @@ from tournament.report.leaderboard import (
     load_run,
 )
 from tournament.engine.rundir import write_error
+from tournament.report.benchmark_view import task_description
 
 DASH = "–"
 MAX_SHOWN_DAMAGE = 10
@@ -195,6 +196,9 @@ def leaderboard_markdown(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -
     for note in partial_notices(run, lb):
         out += [f"> **{note}**", ""]
     out += [_method_text(reps, seed), ""]
+    kind = task_description(run.spec_text)
+    if kind != "default start":
+        out += [f"Task settings: {kind}.", ""]
     if lb.empty:
         out += ["No trials recorded yet.", ""]
     for (world, task, target), g in lb.groupby(list(GROUP_AXES), sort=True):
