@@ -1,4 +1,7 @@
-"""Adam / AMSGrad with a per-coordinate switch between two base learning rates.
+"""Adam / AMSGrad that switch, every step, between two base learning rates.
+
+The default rules switch per coordinate; two more switch the whole model at
+once, as the seed author's notebooks do (see "Whole-model rules" below).
 
 Plain Adam uses one base learning rate for every coordinate. Coordinates whose
 gradients are rare or tiny have a small second-moment estimate, so Adam's
@@ -26,9 +29,55 @@ Update for one parameter tensor x at step t (all operations element-wise,
     x_t      = x_{t-1} - lr_t * m_hat / (sqrt(H_t) + eps)
 
 With ``lr_min == lr_max`` this is exactly torch.optim.Adam (resp.
-``Adam(amsgrad=True)``). Note that under the mean rule a tensor whose entries
+``Adam(amsgrad=True)``), for every rule except ``paper``, which does not
+bias-correct. Note that under the mean rule a tensor whose entries
 of H are all equal (e.g. a single-element tensor) uses lr_max everywhere, since
 no entry is strictly below the mean.
+
+Whole-model rules (the seed author's public code)
+--------------------------------------------------
+
+Two further rules reproduce the author's notebooks. Both take one decision per
+``step()`` for every parameter the optimizer steps (all groups; each group then
+uses its own lr_min / lr_max), so every group must use the same one of them.
+Each coordinate or tensor casts a "vote" for lr_min or lr_max; the whole model
+uses lr_min exactly when ``votes_lr_max < votes_lr_min``, else lr_max.
+
+``switch="global_count"`` (earlier notebook, ``MultiModal_Nonconvex_Optimizer
+(RNA-ATAC-CITE modalities).ipynb``: ``dv = v - state['v_prev']``,
+``f_min = (dv > 0)``, ``f_max = (dv <= 0)``,
+``use_lr_min = (total_nonzero_fmax < total_nonzero_fmin)``)::
+
+    grew_{t,i} = v_{t,i} > v_{t-1,i}       (raw, not bias-corrected v; v_0 = 0;
+                                             compared as stored floats, so a change
+                                             below float resolution is "not grew")
+    lr_t = lr_min for the whole model if #grew > #not grew, else lr_max
+
+Both Adam and AMSGrad count on v (exp_avg_sq), not max(v), as that code does.
+Since ``v_t - v_{t-1} = (1 - beta2) (g_t**2 - v_{t-1})``, a coordinate "grew"
+when its squared gradient exceeds its running second moment; on step 1 every
+coordinate with a nonzero gradient grew. The update itself is this module's
+bias-corrected one above (that notebook bias-corrected m only, not v).
+Votes: coordinates that grew (lr_min) and that did not (lr_max).
+
+``switch="paper"`` (the published notebook, ``MultiModal_Nonconvex_Optimizer
+(RNA-ATAC-CITE modalities)-updated.ipynb``), exactly as written there::
+
+    m_t = beta1 m + (1 - beta1) g;   v_t = beta2 v + (1 - beta2) g**2
+    f_min = (sign(mean(|v_t|) - mean(v_t)) + 1) / 2      (one scalar per tensor)
+    f_max = (sign(mean(v_t) - mean(|v_t|)) + 1) / 2
+    votes_lr_min += (f_min != 0);   votes_lr_max += (f_max != 0)
+    x_t = x_{t-1} - lr_t * m_t / (sqrt(D_t) + eps)       NO bias correction
+    D_t = v_t (ASGDAdam) or max(D_{t-1}, v_t) (ASGDAmsgrad; the vote still uses v_t)
+
+Consequences, which follow from the code rather than being special-cased here:
+v >= 0, so ``|v| == v`` bit for bit and both means are the same float; sign(0)
+= 0 gives f_min = f_max = 1/2, every tensor votes once each way, the votes tie
+and **lr_max is used on every step** (lr_min never matters). Without bias
+correction the first step is ``lr_max * 0.1 g / (sqrt(0.001) |g| + eps)``, about
+3.16 lr_max per coordinate with the default betas, shrinking to lr_max over a
+few thousand steps. ``weight_decay`` (default 0, absent in the notebook) is
+still added to the gradient as above.
 
 After every ``step()`` the optimizer exposes ``last_switch_stats``::
 
@@ -38,7 +87,8 @@ After every ``step()`` the optimizer exposes ``last_switch_stats``::
      "groups": {group_index: frac_lr_max_of_that_group}}
 
 Groups or parameters without a gradient in that step are left out; if nothing
-was stepped the floats are nan.
+was stepped the floats are nan. The whole-model rules add ``votes_lr_min`` and
+``votes_lr_max`` (ints, as defined above); their frac_lr_max is 0.0 or 1.0.
 """
 
 from __future__ import annotations
@@ -50,7 +100,9 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-SWITCH_RULES: tuple[str, ...] = ("mean", "median", "threshold")
+# Rules that decide once per step for the whole model (see the module docstring).
+GLOBAL_SWITCH_RULES: tuple[str, ...] = ("global_count", "paper")
+SWITCH_RULES: tuple[str, ...] = ("mean", "median", "threshold") + GLOBAL_SWITCH_RULES
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
@@ -138,6 +190,13 @@ class _ASGDBase(Optimizer):
             g["lr_min"], g["lr_max"], tuple(g["betas"]), g["eps"],
             g["weight_decay"], g["switch"], g["threshold"],
         )
+        rules = {group["switch"] for group in self.param_groups}
+        if len(rules) > 1 and rules & set(GLOBAL_SWITCH_RULES):
+            # One decision covers every group, so per-group rules cannot mix with it.
+            raise ValueError(
+                f"switch rules {sorted(rules)} mixed across param groups; "
+                f"{' and '.join(GLOBAL_SWITCH_RULES)} decide for the whole model, so every group must use the same one"
+            )
 
     def lr_max_fraction(self, param: torch.Tensor) -> torch.Tensor:
         """Per-coordinate fraction of this parameter's steps that used lr_max."""
@@ -165,6 +224,9 @@ class _ASGDBase(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.param_groups and self.param_groups[0]["switch"] in GLOBAL_SWITCH_RULES:
+            self._step_whole_model(self.param_groups[0]["switch"])
+            return loss
 
         # Counts stay on-device until the end so a GPU step syncs only once.
         group_counts: list[tuple[int, torch.Tensor, int, float, float]] = []
@@ -226,6 +288,76 @@ class _ASGDBase(Optimizer):
 
         self._record_stats(group_counts)
         return loss
+
+    def _step_whole_model(self, rule: str) -> None:
+        """global_count / paper: update the moments of every parameter, count the
+        votes, then step all of them with the one lr the votes chose."""
+        pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, float, float]] = []
+        votes_min: torch.Tensor | int = 0
+        votes_max: torch.Tensor | int = 0
+        for gi, group in enumerate(self.param_groups):
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                if torch.is_complex(p):
+                    raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+                state = self._init_state(p)
+                state["step"] += 1
+                step = float(state["step"])
+                if group["weight_decay"] != 0:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                previous = exp_avg_sq.clone() if rule == "global_count" else None
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                if self._amsgrad:
+                    torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    second = state["max_exp_avg_sq"]
+                else:
+                    second = exp_avg_sq
+                if rule == "global_count":
+                    grew = (exp_avg_sq > previous).sum()
+                    votes_min = votes_min + grew
+                    votes_max = votes_max + (p.numel() - grew)
+                else:
+                    # The published code, term for term (see the module docstring).
+                    mean_abs, mean = exp_avg_sq.abs().mean(), exp_avg_sq.mean()
+                    f_min = ((mean_abs - mean).sign() + 1) / 2
+                    f_max = ((mean - mean_abs).sign() + 1) / 2
+                    votes_min = votes_min + (f_min != 0).sum()
+                    votes_max = votes_max + (f_max != 0).sum()
+                pending.append((gi, p, exp_avg, second, 1 - beta1**step, 1 - beta2**step))
+
+        if not pending:
+            self._record_stats([])
+            self.last_switch_stats.update(votes_lr_min=0, votes_lr_max=0)
+            return
+        votes_min, votes_max = int(votes_min), int(votes_max)
+        use_min = votes_max < votes_min
+        group_counts: dict[int, list] = {}
+        for gi, p, exp_avg, second, bias_correction1, bias_correction2 in pending:
+            group = self.param_groups[gi]
+            lr = group["lr_min"] if use_min else group["lr_max"]
+            if rule == "paper":
+                p.add_(exp_avg / second.sqrt().add(group["eps"]), alpha=-lr)
+            else:
+                denom = (second.sqrt() / math.sqrt(bias_correction2)).add_(group["eps"])
+                p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+            if self.track_lr_usage:
+                if p not in self.lr_max_steps:
+                    self.lr_max_steps[p] = torch.zeros_like(p, dtype=torch.int64)
+                if not use_min:
+                    self.lr_max_steps[p].add_(1)
+            counts = group_counts.setdefault(gi, [gi, 0, 0, group["lr_min"], group["lr_max"]])
+            counts[1] += 0 if use_min else p.numel()
+            counts[2] += p.numel()
+        self._record_stats([(c[0], torch.tensor(c[1]), c[2], c[3], c[4]) for c in group_counts.values()])
+        self.last_switch_stats["votes_lr_min"] = votes_min
+        self.last_switch_stats["votes_lr_max"] = votes_max
 
     def _record_stats(self, group_counts: list[tuple[int, torch.Tensor, int, float, float]]) -> None:
         if not group_counts:
