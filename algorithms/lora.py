@@ -17,6 +17,14 @@ Definitions used here (the seed names the stages without defining them):
 - **Non-convex LoRA** (Hu et al. 2021): A and B are both trained. The layer is
   bilinear in (A, B); even for a convex loss of its output the problem is not
   convex (e.g. ``B A = (B Q)(Q^-1 A)`` for any invertible Q).
+- **Blend** (``convex_mode: blend``, the seed author's convex stage, as read from
+  their notebook; not verified here against the code): the layer computes
+  ``y = ((1 - c) W + c * alpha * B A) x + b``, a convex combination of the base
+  weight and the (alpha-scaled, not alpha / r) low-rank product, with W, b, A
+  and B all trained. ``c`` is ``blend_c``. Wrapping changes the output (W is
+  shrunk by 1 - c while B = 0); since B starts at 0, A's first gradient is 0.
+  The next stage starts from the merged ``(1 - c) W + c alpha B A`` with fresh
+  adapters.
 - **Full fine-tuning** (optional last stage): every adapter is merged,
   ``W <- W + s B A``, and all weights are trained.
 
@@ -24,7 +32,7 @@ Stages, in order, each a share of the trial's budget and each trained by
 ``algorithm`` (PPO by default; A2C or TRPO)::
 
     pretrain        only without ``pretrained``: the plain module, from scratch, same env
-    lora_convex     B trained
+    lora_convex     B trained (convex_mode frozen_a), or W, A, B of the blend (convex_mode blend)
     lora_nonconvex  A and B trained (continuing from the convex stage's A, B)
     full            merged weights, all trained
 
@@ -69,8 +77,9 @@ if TYPE_CHECKING:
 
     from algorithms.trial_plan import TrialPlan
 
-MODES = ("convex", "nonconvex", "full")
-ADAPTER_KEYS = ("lora_A", "lora_B", "lora_scale")
+MODES = ("convex", "blend", "nonconvex", "full")
+CONVEX_MODES = ("frozen_a", "blend")
+ADAPTER_KEYS = ("lora_A", "lora_B", "lora_scale", "lora_blend")
 STAGE_NAMES = ("pretrain", "lora_convex", "lora_nonconvex", "full")
 STAGE_MODE = {"lora_convex": "convex", "lora_nonconvex": "nonconvex", "full": "full"}
 
@@ -85,9 +94,12 @@ class LoRASettings(CommonSettings):
         ``pretrain`` stage trains the plain module from scratch on the same env.
     stages: stage name -> budget share; a stage with share 0 or left out does not
         run. Default: DEFAULT_SHARES, or DEFAULT_SHARES_PRETRAINED with ``pretrained``.
-    rank, alpha: the adapters' rank r and scale s = alpha / r.
+    rank, alpha: the adapters' rank r and scale s = alpha / r (the blend scales by alpha).
     layers: fnmatch patterns over module paths, e.g. ["pi_*"] for the actor only.
     algorithm: the RL algorithm of every stage: PPO | A2C | TRPO.
+    convex_mode: what lora_convex trains: frozen_a (LoRA-FA: B only, A frozen random)
+        or blend (the seed author's ``(1 - c) W + c alpha B A``, W, A and B trained).
+    blend_c: c of the blend, in [0, 1] (only with convex_mode blend).
     PPO, A2C, TRPO: that algorithm's own algo_hparams (its settings class's keys).
     """
 
@@ -101,6 +113,8 @@ class LoRASettings(CommonSettings):
     alpha: float = 4.0
     layers: Sequence[str] | str = ("*",)
     algorithm: str = "PPO"
+    convex_mode: str = "frozen_a"
+    blend_c: float = 0.5
     PPO: Mapping[str, Any] | None = field(default_factory=dict)
     A2C: Mapping[str, Any] | None = field(default_factory=dict)
     TRPO: Mapping[str, Any] | None = field(default_factory=dict)
@@ -109,6 +123,10 @@ class LoRASettings(CommonSettings):
         super().__post_init__()
         if self.algorithm not in BASE_ALGORITHMS:
             raise choices_error("LoRA_staged algorithm", self.algorithm, tuple(BASE_ALGORITHMS))
+        if self.convex_mode not in CONVEX_MODES:
+            raise choices_error("LoRA_staged convex_mode", self.convex_mode, CONVEX_MODES)
+        if not 0.0 <= self.blend_c <= 1.0:
+            raise UserInputError(f"LoRA_staged blend_c must be in [0, 1], got {self.blend_c!r}")
 
 
 # ---- the adapter ----------------------------------------------------------------------------
@@ -126,9 +144,13 @@ def is_linear(layer: nn.Module) -> bool:
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / rank) * B (A x)``; A ~ Kaiming-uniform (seeded), B = 0."""
+    """``base(x) + (alpha / rank) * B (A x)``; A ~ Kaiming-uniform (seeded), B = 0.
 
-    def __init__(self, base: nn.Module, rank: int, alpha: float, generator: torch.Generator):
+    With ``blend=c``: ``base(x) - c W x + c * alpha * B (A x)``, i.e. the author's
+    ``((1 - c) W + c alpha B A) x + b`` (``lora_scale`` is then alpha itself).
+    """
+
+    def __init__(self, base: nn.Module, rank: int, alpha: float, generator: torch.Generator, blend: float | None = None):
         super().__init__()
         out_features, in_features = base.weight.shape
         self.base = base
@@ -138,10 +160,19 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(a.to(base.weight.device, base.weight.dtype))
         self.lora_B = nn.Parameter(torch.zeros(out_features, self.rank, device=base.weight.device, dtype=base.weight.dtype))
         # Stored so that a checkpoint alone is enough to merge the adapter.
-        self.register_buffer("lora_scale", torch.tensor(float(alpha) / self.rank))
+        scale = float(alpha) if blend is not None else float(alpha) / self.rank
+        self.register_buffer("lora_scale", torch.tensor(scale))
+        self.blend = blend
+        if blend is not None:
+            # Its presence in a state dict is what tells plain_state to merge as a blend.
+            self.register_buffer("lora_blend", torch.tensor(float(blend)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.lora_scale * nn.functional.linear(nn.functional.linear(x, self.lora_A), self.lora_B)
+        low_rank = self.lora_scale * nn.functional.linear(nn.functional.linear(x, self.lora_A), self.lora_B)
+        if self.blend is None:
+            return self.base(x) + low_rank
+        # Through base(x) so the base layer's own forward (bias, PyG Linear) is kept.
+        return self.base(x) + self.lora_blend * (low_rank - nn.functional.linear(x, self.base.weight))
 
     def reset_parameters(self) -> None:
         # PyG convs call lin.reset_parameters(); the adapter keeps B = 0.
@@ -149,14 +180,17 @@ class LoRALinear(nn.Module):
         nn.init.zeros_(self.lora_B)
 
     def merged_weight(self) -> torch.Tensor:
-        return self.base.weight + self.lora_scale * self.lora_B @ self.lora_A
+        if self.blend is None:
+            return self.base.weight + self.lora_scale * self.lora_B @ self.lora_A
+        return (1 - self.lora_blend) * self.base.weight + self.lora_blend * self.lora_scale * self.lora_B @ self.lora_A
 
 
 def wrap_linear_layers(
-    module: nn.Module, rank: int, alpha: float, patterns: list[str] | tuple[str, ...] = ("*",), seed: int = 0
+    module: nn.Module, rank: int, alpha: float, patterns: list[str] | tuple[str, ...] = ("*",), seed: int = 0,
+    blend: float | None = None,
 ) -> list[str]:
-    """Replace every linear layer whose path matches one of `patterns` by a LoRALinear;
-    returns the wrapped paths in module order."""
+    """Replace every linear layer whose path matches one of `patterns` by a LoRALinear
+    (a blend with c = `blend` if given); returns the wrapped paths in module order."""
     if rank < 1:
         raise UserInputError(f"LoRA rank must be a positive integer, got {rank!r}")
     generator = torch.Generator().manual_seed(int(seed))
@@ -168,17 +202,22 @@ def wrap_linear_layers(
     for name, layer in targets:
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, LoRALinear(layer, rank, alpha, generator))
+        setattr(parent, child, LoRALinear(layer, rank, alpha, generator, blend))
     return [name for name, _ in targets]
 
 
 def set_trainable(module: nn.Module, mode: str) -> None:
-    """convex: only lora_B; nonconvex: lora_A and lora_B; full: everything."""
+    """convex: only lora_B; blend and nonconvex: lora_A and lora_B, blend also the
+    wrapped layers' own weight and bias; full: everything."""
     if mode not in MODES:
         raise choices_error("LoRA mode", mode, MODES)
     for name, param in module.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
-        param.requires_grad_(mode == "full" or leaf == "lora_B" or (mode == "nonconvex" and leaf == "lora_A"))
+        param.requires_grad_(mode == "full" or leaf == "lora_B" or (mode in ("nonconvex", "blend") and leaf == "lora_A"))
+    if mode == "blend":
+        for layer in module.modules():
+            if isinstance(layer, LoRALinear):
+                layer.base.requires_grad_(True)
 
 
 # ---- plain <-> adapted state dicts ------------------------------------------------------------
@@ -197,7 +236,12 @@ def plain_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
         rest = key[len(path) + 1 :]
         if rest == "base.weight":
             scale = float(state[f"{path}.lora_scale"])
-            out[f"{path}.weight"] = value + scale * state[f"{path}.lora_B"] @ state[f"{path}.lora_A"]
+            low_rank = scale * state[f"{path}.lora_B"] @ state[f"{path}.lora_A"]
+            if f"{path}.lora_blend" in state:
+                c = float(state[f"{path}.lora_blend"])
+                out[f"{path}.weight"] = (1 - c) * value + c * low_rank
+            else:
+                out[f"{path}.weight"] = value + low_rank
         elif rest.startswith("base."):
             out[f"{path}.{rest[len('base.'):]}"] = value
     return out
@@ -269,8 +313,9 @@ def read_pretrained(path: str) -> dict[str, np.ndarray]:
 class LoRAModuleMixin:
     """Builds the base module, loads pretrained weights, wraps layers and freezes per stage.
 
-    ``model_config["lora"]``: mode (convex | nonconvex | full), rank, alpha, layers,
-    seed, and pretrained (a path; only the first fine-tuning stage of a trial loads it).
+    ``model_config["lora"]``: mode (convex | blend | nonconvex | full), rank, alpha, layers,
+    seed, blend_c (mode blend), and pretrained (a path; only the first fine-tuning stage
+    of a trial loads it).
     """
 
     def setup(self) -> None:
@@ -281,7 +326,8 @@ class LoRAModuleMixin:
             load_plain_state(self, read_pretrained(cfg["pretrained"]))
         self.lora_paths: list[str] = []
         if self.lora_mode != "full":
-            self.lora_paths = wrap_linear_layers(self, cfg["rank"], cfg["alpha"], cfg["layers"], cfg["seed"])
+            blend = cfg["blend_c"] if self.lora_mode == "blend" else None
+            self.lora_paths = wrap_linear_layers(self, cfg["rank"], cfg["alpha"], cfg["layers"], cfg["seed"], blend)
             if not self.lora_paths:
                 raise UserInputError(f"LoRA layers {cfg['layers']} match no linear layer of the module")
         set_trainable(self, self.lora_mode)
@@ -389,12 +435,16 @@ def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
         config = algorithm_config(trial, settings_class.from_dict(own, task=trial.task))
         if name != "pretrain":
             spec = config.rl_module_spec
+            mode = STAGE_MODE[name]
+            if mode == "convex" and h.convex_mode == "blend":
+                mode = "blend"
             lora = {
-                "mode": STAGE_MODE[name],
+                "mode": mode,
                 "rank": h.rank,
                 "alpha": h.alpha,
                 "layers": layers,
                 "seed": int(trial.seed),
+                **({"blend_c": h.blend_c} if mode == "blend" else {}),
                 # Only the first stage starts from the checkpoint; later ones from the previous stage.
                 "pretrained": pretrained if i == 0 else None,
             }
