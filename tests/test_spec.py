@@ -94,6 +94,8 @@ def test_unknown_keys_name_their_path(changes, expected):
     [
         ({"grid": {"algorithm": ["PPO", "DQN"]}}, "grid.algorithm[1]: unknown algorithm 'DQN'; valid choices: PPO, A2C"),
         ({"grid": {"optimizer": ["sgd"]}}, "grid.optimizer[0]: unknown optimizer 'sgd'; valid choices: adam, amsgrad, asgd_adam, asgd_amsgrad"),
+        ({"grid": {"optimizer": ["asgd_adam"]}, "optimizer_settings": {"asgd_adam": {"switch": "papr"}}},
+         "optimizer_settings.asgd_adam.switch: unknown switch rule 'papr'; valid choices: mean, median, threshold, global_count, paper"),
         ({"grid": {"module": ["cnn"]}}, "grid.module[0]: unknown module 'cnn'; valid choices: gnn, mlp"),
         ({"world": "atlantis"}, "world[0]: unknown world 'atlantis'; valid choices: myeloid"),
         ({"target": "Tcell"}, "target: unknown fate of world myeloid 'Tcell'; valid choices: Ery, Mk, Mo, Neu"),

@@ -135,6 +135,11 @@ def _check_fixed_optimizer(path: str, optimizer: str, settings: dict[str, Any]) 
             raise UserInputError(f"{path}.{key}: learning rates belong in hpo.space.{optimizer} (fixed or searched)")
         if key not in allowed:
             raise _choices(f"{path}.{key}", f"setting of {optimizer}", key, allowed)
+    if "switch" in settings:
+        from optim.asgd import SWITCH_RULES
+
+        if settings["switch"] not in SWITCH_RULES:
+            raise _choices(f"{path}.switch", "switch rule", settings["switch"], SWITCH_RULES)
 
 
 def resolved_space(spec: TournamentSpec, optimizer: str) -> dict[str, ParamSpec]:
