@@ -119,3 +119,11 @@ def test_the_oracle_command_gives_the_timed_optimum_beside_the_static_one(capsys
     code, _, err = run_cli(["oracle", "--world", "myeloid", "--target", "Neu", "--max-perturb", "1",
                             "--pulse-stages", "1"], capsys)
     one_line_error(code, err, "add --dynamic")
+
+
+def test_marker_pins_name_the_perturbations_that_write_the_targets_readout():
+    from tournament.report.benchmark_view import marker_pins
+
+    # Ery requires Gata1 and EKLF on, Fli1 and PU.1 off; Gata2 is no marker of it
+    sets = [["EKLF", "overexpression"], ["Pu.1", "knockout"], ["Gata2", "overexpression"], ["Fli1", "overexpression"]]
+    assert marker_pins(load_world("myeloid"), "Ery", sets) == ["EKLF overexpression", "Pu.1 knockout"]

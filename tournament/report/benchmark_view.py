@@ -14,7 +14,8 @@ timing task. For each task the view shows:
   IQM normalized by the best known, and how many of its final seeds came within 95% of the best
   known;
 - whether some pair of entries has intervals that do not overlap, and whether the best RL entry
-  is at or above the best non-RL baseline.
+  is at or above the best non-RL answer (every baseline and the exhaustive time-0 optimum);
+- which perturbations of the best baseline set pin a defining marker of the target fate.
 
 Built from run directories only (`tournament benchmark RUN [RUN...]`), like the report.
 """
@@ -66,6 +67,44 @@ def _describe(settings: dict[str, Any]) -> str:
     return "; ".join(parts) or "default start"
 
 
+def _spec_worlds(spec_text: str) -> dict[str, Any]:
+    """World name -> the loaded World of each world the spec names (those that load here)."""
+    from envs.world import load_world
+
+    try:
+        names = (yaml.safe_load(spec_text) or {}).get("world") or ["myeloid"]
+    except yaml.YAMLError:
+        return {}
+    out = {}
+    for name in names if isinstance(names, list) else [names]:
+        try:
+            world = load_world(name)
+        except Exception:  # a world this machine cannot load (data elsewhere): no marker check
+            continue
+        out[world.name] = world
+    return out
+
+
+def marker_pins(world: Any, target: str, perturbations: list) -> list[str]:
+    """The perturbations of a set that pin a defining marker of the target fate to its value.
+
+    Such a set reaches the fate's label partly by writing its readout (overexpressing a marker the
+    fate requires on, knocking out one it requires off); a biologist reads that as a weaker answer
+    than a set acting through the regulators, so the view names them.
+    """
+    from envs.network import PERTURBATION_KINDS, pin_value
+
+    markers = world.markers[world.fate_index(target)]
+    out = []
+    for gene, kind, *_ in perturbations:
+        if kind not in PERTURBATION_KINDS or gene not in world.gene_names:
+            continue
+        value = pin_value(kind)
+        if any(markers[v] == value for v in world.gene_vars[world.gene_names.index(gene)]):
+            out.append(f"{gene} {kind}")
+    return out
+
+
 def _overlap_free_pair(rows: pd.DataFrame) -> bool:
     """Whether two entries of the task have known 95% intervals that do not overlap."""
     known = rows[np.isfinite(rows["ci_low"].astype(float)) & np.isfinite(rows["ci_high"].astype(float))]
@@ -81,6 +120,7 @@ def task_rows(run_dir: "str | Path") -> list[dict[str, Any]]:
     if board.empty:
         return []
     finals = final_seed_scores(run)
+    worlds = _spec_worlds(run.spec_text)
     name = Path(run.run_dir).name
     out = []
     steer = board[board["task"] == "steer"]
@@ -93,13 +133,18 @@ def task_rows(run_dir: "str | Path") -> list[dict[str, Any]]:
         candidates = []
         if orc.get("optimum") is not None and orc.get("exact"):
             candidates.append((float(orc["optimum"]), f"oracle ({orc.get('reference', 'exact')})"))
+        static = orc.get("static_optimum")
+        row["time0_optimum"] = float(static) if static is not None and orc.get("exact") else None
         base = rows[rows["entry"] == ENTRY_BASELINE].set_index("algorithm")
+        best_set: list = []
         for b in BASELINE_ORDER:
             if b in base.index:
                 v = float(base.loc[b, "mean"])
                 row[b] = v if math.isfinite(v) else None
                 if math.isfinite(v):
                     candidates.append((v, f"baseline {b}"))
+                    if v >= max((c[0] for c in candidates if c[1].startswith("baseline")), default=-1.0):
+                        best_set = json.loads(base.loc[b, "details"] or "{}").get("set", [])
         rl = rows[(rows["entry"] == ENTRY_RL) & (rows["score_source"] == SOURCE_FINAL)]
         for _, r in rl.iterrows():
             if math.isfinite(float(r["mean"])):
@@ -119,7 +164,12 @@ def task_rows(run_dir: "str | Path") -> list[dict[str, Any]]:
                                       "normalized": float(top["iqm"]) / best if best > 0 else float("nan"),
                                       "seeds_near_best": near, "n_seeds": int(seeds.size)}
             best_rl = max(best_rl, float(top["iqm"]))
-        best_base = max((v for b in BASELINE_ORDER if (v := row.get(b)) is not None), default=None)
+        world_obj = worlds.get(world)
+        row["baseline_set_pins_markers"] = (marker_pins(world_obj, target, best_set) if world_obj is not None
+                                            else None)
+        # the best non-RL answer: every baseline, and the exhaustive time-0 optimum under the task's timing
+        best_base = max((v for b in (*BASELINE_ORDER, "time0_optimum") if (v := row.get(b)) is not None),
+                        default=None)
         row["best_rl_iqm"] = best_rl if math.isfinite(best_rl) else None
         row["rl_at_or_above_baselines"] = (None if row["best_rl_iqm"] is None or best_base is None
                                            else bool(row["best_rl_iqm"] >= best_base))
@@ -138,21 +188,33 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def is_hard(row: dict[str, Any]) -> bool:
+    """A task where a cheap answer is not the answer: a greedy trap, no exact optimum, or timing that pays."""
+    timing_pays = (row["reference"] == "exact dynamic optimum" and row.get("time0_optimum") is not None
+                   and row["optimum"] is not None and row["optimum"] > row["time0_optimum"] + 0.01)
+    return bool(row["trap"] or timing_pays or row["reference"] not in ("exact dynamic optimum", "exact static optimum"))
+
+
 def benchmark_markdown(rows: list[dict[str, Any]]) -> str:
     """The benchmark view as markdown: one table of tasks, one of RL entries, and a summary."""
     lines = ["# Benchmark", "",
              "Per task (run, world, target, MAX_PERTURB): the unperturbed probability of the target, the optimum "
              "and what it is, the best known value (the best of the exact oracle, every baseline and every RL "
-             "entry's final-seed mean) and its source, each baseline's value, and greedy's gap to the best known "
-             f"(a trap when >= {TRAP_GAP}).", ""]
-    head = ["run", "world", "target", "k", "task", "default", "optimum (reference)", "best known (source)",
-            *BASELINE_ORDER, "greedy gap", "trap"]
+             "entry's final-seed mean) and its source, the exhaustive time-0 optimum under the task's timing "
+             "(what no timed policy is needed for), each baseline's value, and greedy's gap to the best known "
+             f"(a trap when >= {TRAP_GAP}). A task is hard when greedy is trapped, when no exact optimum is known, "
+             "or when timing pays (the dynamic optimum beats the time-0 one). The last column names perturbations "
+             "of the best baseline set that pin a defining marker of the target (they write the readout).", ""]
+    head = ["run", "world", "target", "k", "task", "default", "optimum (reference)", "time-0 optimum",
+            "best known (source)", *BASELINE_ORDER, "greedy gap", "trap", "hard", "best baseline set pins target markers"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         opt = f"{_fmt(r['optimum'])} ({r['reference']})" if r["optimum"] is not None else "–"
+        pins = r.get("baseline_set_pins_markers")
         cells = [r["run"], r["world"], r["target"], str(r["max_perturb"]), r["task"], _fmt(r["default_probability"]),
-                 opt, f"{_fmt(r['best_known'])} ({r['best_known_source']})",
-                 *(_fmt(r.get(b)) for b in BASELINE_ORDER), _fmt(r["greedy_gap"]), _fmt(r["trap"])]
+                 opt, _fmt(r.get("time0_optimum")), f"{_fmt(r['best_known'])} ({r['best_known_source']})",
+                 *(_fmt(r.get(b)) for b in BASELINE_ORDER), _fmt(r["greedy_gap"]), _fmt(r["trap"]), _fmt(is_hard(r)),
+                 "–" if pins is None else (", ".join(pins) or "no")]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## RL entries", "",
               f"Per task and algorithm its best cell: IQM [95% CI] of the final seeds, IQM / best known, and how "
@@ -164,7 +226,7 @@ def benchmark_markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['run']} | {r['target']} | {r['max_perturb']} | {key[3:]} | {e['cell_id']} | "
                          f"{_fmt(e['iqm'])} [{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}] | {_fmt(e['normalized'])} | "
                          f"{e['seeds_near_best']} of {e['n_seeds']} |")
-    hard = [r for r in rows if r["trap"] or (r["reference"] not in ("exact dynamic optimum", "exact static optimum"))]
+    hard = [r for r in rows if is_hard(r)]
     judged = [r for r in hard if r["rl_at_or_above_baselines"] is not None]
     lines += ["", "## Summary", "",
               f"- tasks: {len(rows)}; hard (a greedy trap, or no exact optimum): {len(hard)}",
