@@ -1,6 +1,6 @@
-"""The only place the project touches RLlib's private API: two learner hooks with no public form.
+"""The only place the project touches RLlib's private API: two learner hooks and one sampling call with no public form.
 
-RLlib 2.60 offers no public way to do either, so each is one small mixin here and
+RLlib 2.60 offers no public way to do any of them, so each is one small mixin or function here and
 ``tests/test_private_api_pins.py`` checks that RLlib still calls it, so an upgrade
 fails loudly in one place instead of silently skipping our code.
 
@@ -10,6 +10,14 @@ fails loudly in one place instead of silently skipping our code.
 - ``TorchLearner._update(batch)``: the per-minibatch step ``Learner.update`` calls
   (forward, loss, gradients, optimizer step). TRPO's actor step is not a gradient
   step of one loss, so its learner replaces the whole thing (:class:`OwnUpdateMixin`).
+- ``synchronous_parallel_sample(..., _uses_new_env_runners=True, _return_metrics=True)``:
+  one sample round of the env runners as episodes plus their metrics, as DQN's and
+  SAC's training_step take it; SAC's flat replay takes its rounds the same way
+  (:func:`sample_episodes`).
+- ``DQNLearner.last_update_ts_by_mid``: the env-step mark of each module's last
+  target-network step; DQNLearner steps again once the env steps since it reach
+  ``target_network_update_freq``. SAC's flat replay moves the targets itself after
+  every gradient step and sets the mark to +inf (:func:`disable_dqn_target_updates`).
 
 Everything else goes through public API (``learner_group.foreach_learner``,
 ``Learner.get_optimizers_for_module``, ``Learner.device``; see algorithms/common.py
@@ -18,6 +26,7 @@ and algorithms/optimizer_plumbing.py).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -47,3 +56,28 @@ class OwnUpdateMixin:
 
     def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
         return self.own_update(batch)
+
+
+def sample_episodes(algo: Any) -> tuple[list[Any], list[Any]]:
+    """One synchronous sample round of `algo`'s env runners: (episode chunks, env runner metrics).
+
+    What DQN's and SAC's own training_step call (``synchronous_parallel_sample`` with
+    its underscored ``_uses_new_env_runners`` and ``_return_metrics`` switches, which
+    select the new stack's episodes and their metrics)."""
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+
+    return synchronous_parallel_sample(
+        worker_set=algo.env_runner_group,
+        concat=True,
+        sample_timeout_s=algo.config.sample_timeout_s,
+        _uses_new_env_runners=True,
+        _return_metrics=True,
+    )
+
+
+def disable_dqn_target_updates(learner: Any) -> None:
+    """Switch off DQNLearner's target-network step at the end of each ``update`` call
+    (for a learner that moves its targets itself): every module's last-update mark is +inf."""
+    from collections import defaultdict
+
+    learner.last_update_ts_by_mid = defaultdict(lambda: math.inf)

@@ -1,7 +1,7 @@
-"""SAC for discrete actions (Christodoulou 2019) with our modules and our optimizers.
+"""SAC for discrete actions (Christodoulou 2019) with our modules, our optimizers and a flat replay path.
 
-RLlib's SAC (new API stack) does the sampling, replay and losses; this file adds
-what our modules need for it:
+RLlib's SAC (new API stack) does the sampling, the losses and the learner; this file
+adds what our modules need for it and a faster replay:
 
 - ``SACGNNModule`` / ``SACMLPModule``: the cell-fate modules built with two
   Q-networks (``q_heads=2``), each giving Q(s, a) for every action, and a
@@ -13,18 +13,27 @@ what our modules need for it:
 - ``SACTorchLearner``: RLlib's SAC learner whose four optimizers (qf, qf_twin,
   policy, alpha) are the trial's, from the optimizer plumbing; per-group settings
   go in ``algo_hparams["optimizer_hparams_by_group"]``.
+- ``FlatReplaySAC`` (``replay: flat``, the default): RLlib's SAC algorithm whose
+  training_step keeps transitions in an :class:`algorithms.flat_replay.FlatReplayBuffer`
+  and hands each round's uniform batches to ``LearnerGroup.update`` as tensors, one
+  minibatch per gradient step, instead of slicing ``SingleAgentEpisode`` objects and
+  running the learner connector for every gradient step (RLlib's
+  ``EpisodeReplayBuffer``, ``replay: rllib``). The losses, optimizers and the
+  Learner / RLModule API are RLlib's in both; see :class:`SACSettings` for what
+  the flat path counts.
 
 Settings: :class:`SACSettings` (named as SB3 names them, the seed's values as defaults).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from ray.rllib.algorithms.sac import SACConfig
+from ray.rllib.algorithms.sac import SAC, SACConfig
 from ray.rllib.algorithms.sac.sac_learner import (
     ACTION_LOG_PROBS,
     ACTION_LOG_PROBS_NEXT,
@@ -38,17 +47,38 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner as 
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LAST_TARGET_UPDATE_TS,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_TARGET_UPDATES,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    REPLAY_BUFFER_SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TD_ERROR_KEY,
+    TIMERS,
+)
 from ray.rllib.utils.typing import ModuleID
 
-from envs.errors import UserInputError
+from envs.errors import UserInputError, choices_error
 
-from algorithms.common import Stage, apply_common
+from algorithms.common import Stage, apply_common, local_learner
+from algorithms.flat_replay import FlatReplayBuffer, sac_train_batch, transitions_from_episodes
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.rllib_private import disable_dqn_target_updates, sample_episodes
 from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
+
+REPLAY_KINDS = ("flat", "rllib")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,29 +89,42 @@ class SACSettings(CommonSettings):
 
     The learning rate is the trial's optimizer's (the seed's: 3e-4).
 
-    buffer_size: replay capacity in transitions (RLlib: replay_buffer_config.capacity),
-        a uniform EpisodeReplayBuffer as SB3's; it only grows as far as the trial's env
-        steps, so the large default costs no memory on small budgets.
+    replay: "flat" (default) or "rllib". Both replay uniformly, with replacement, single
+        transitions (n_step 1) of the last buffer_size env steps and feed the same
+        RLlib loss. "flat": transitions in preallocated numpy arrays
+        (algorithms.flat_replay), each round's batches drawn at once and handed to the
+        learner as tensors, one minibatch per gradient step, the target networks
+        moved after every target_update_interval-th gradient step. "rllib": RLlib's
+        EpisodeReplayBuffer and training_step (episode slices and the learner
+        connector for every gradient step; many times slower, kept to compare with).
+    buffer_size: replay capacity in transitions (RLlib: replay_buffer_config.capacity);
+        memory grows with the env steps held, so the large default costs no memory on
+        small budgets.
     batch_size: transitions per gradient step (RLlib: train_batch_size_per_learner).
     tau: Polyak coefficient of the target networks.
     train_freq, gradient_steps: gradient_steps gradient steps every train_freq env
         steps, whatever the number of vectorised envs (RLlib: training_intensity =
-        batch_size * gradient_steps / train_freq).
+        batch_size * gradient_steps / train_freq). The flat replay runs them at the
+        end of each sample round (num_envs_per_env_runner env steps per runner),
+        carrying a fraction to the next round; RLlib rounds the ratio per round.
     ent_coef: "auto" (alpha learned, starting at 1.0) or "auto_<alpha0>" (learned,
         starting at alpha0); a fixed alpha is not supported (RLlib: initial_alpha).
     target_entropy: "auto" is RLlib's -1 for a Discrete space, as SB3's -dim(A).
     learning_starts: env steps sampled before the first gradient step
         (RLlib: num_steps_sampled_before_learning_starts).
     gamma: discount (0 for the predict task unless given).
-    target_update_interval: target update every this many gradient steps.
+    target_update_interval: target update every this many gradient steps (the
+        "rllib" replay approximates it in sampled env steps).
     grad_clip: gradient-norm clip (SB3: none).
     steps_per_iteration: env steps one ``train()`` samples (ours; RLlib's
         min_sample_timesteps_per_iteration).
-    store_buffer_in_checkpoints: whether checkpoints hold the replay buffer.
+    store_buffer_in_checkpoints: whether checkpoints hold the replay buffer (flat
+        replay only; RLlib 2.60's new stack stores no buffer).
     """
 
     NAME: ClassVar[str] = "SAC"
 
+    replay: str = "flat"
     buffer_size: int = 1_000_000
     batch_size: int = 256
     tau: float = 0.005
@@ -100,14 +143,18 @@ class SACSettings(CommonSettings):
         ent = self.ent_coef
         if not (isinstance(ent, str) and (ent == "auto" or ent.startswith("auto_"))):
             raise UserInputError(f"SAC ent_coef must be 'auto' or 'auto_<initial alpha>' (alpha is always learned), got {ent!r}")
+        if self.replay not in REPLAY_KINDS:
+            raise choices_error("SAC replay", self.replay, REPLAY_KINDS)
         super().__post_init__()
         if self.train_freq < 1 or self.gradient_steps < 1:
             raise UserInputError("SAC train_freq and gradient_steps must be positive integers")
+        if self.buffer_size < 1 or self.batch_size < 1 or self.target_update_interval < 1:
+            raise UserInputError("SAC buffer_size, batch_size and target_update_interval must be positive integers")
 
     def apply_to(self, config: SACConfig) -> SACConfig:
         """These settings on an RLlib SACConfig (its env runners' vectorisation already set)."""
         initial_alpha = float(self.ent_coef[len("auto_") :]) if self.ent_coef.startswith("auto_") else 1.0
-        return config.training(
+        config = config.training(
             train_batch_size_per_learner=self.batch_size,
             gamma=self.gamma,
             tau=self.tau,
@@ -128,7 +175,24 @@ class SACSettings(CommonSettings):
         ).reporting(
             min_time_s_per_iteration=0,
             min_sample_timesteps_per_iteration=max(self.steps_per_iteration, int(config.num_envs_per_env_runner)),
-        ).env_runners(rollout_fragment_length=1)
+        ).env_runners(rollout_fragment_length=1).framework(
+            # SACTorchLearner.apply_gradients makes non-finite gradients finite itself (as
+            # RLlib's default does), in one check instead of two per parameter.
+            torch_skip_nan_gradients=True
+        )
+        if isinstance(config, FlatSACConfig):
+            config.flat_replay(
+                replay=self.replay,
+                gradient_steps=self.gradient_steps,
+                train_freq=self.train_freq,
+                target_update_interval=self.target_update_interval,
+            )
+        elif self.replay == "flat":
+            raise ValueError("the flat replay needs a FlatSACConfig (algorithms.sac.algorithm_config builds one)")
+        return config
+
+
+# ---- modules --------------------------------------------------------------------------------
 
 
 class SACModuleMixin:
@@ -138,7 +202,11 @@ class SACModuleMixin:
         current = {Columns.OBS: batch[Columns.OBS]}
         following = {Columns.OBS: batch[Columns.NEXT_OBS]}
         logits = self.action_logits(current)
-        logits_next = self.action_logits(following)
+        # The next state's terms only enter the loss through the detached TD target, so
+        # they are computed without a graph (the same values, less autograd bookkeeping).
+        with torch.no_grad():
+            logits_next = self.action_logits(following)
+            target_next = self.forward_target(following)
         return {
             Columns.ACTION_DIST_INPUTS: logits,
             ACTION_PROBS: torch.softmax(logits, dim=-1),
@@ -147,7 +215,7 @@ class SACModuleMixin:
             ACTION_LOG_PROBS_NEXT: torch.log_softmax(logits_next, dim=-1),
             QF_PREDS: self.compute_q_values(current, 0),
             QF_TWIN_PREDS: self.compute_q_values(current, 1),
-            QF_TARGET_NEXT: self.forward_target(following),
+            QF_TARGET_NEXT: target_next,
         }
 
 
@@ -162,8 +230,33 @@ class SACMLPModule(SACModuleMixin, MLPModule, QNetAPI, TargetNetworkAPI):
 SAC_MODULES = {GNNModule: SACGNNModule, MLPModule: SACMLPModule}
 
 
+# ---- learner --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def polyak_update(main: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
+    """target <- tau * main + (1 - tau) * target, parameter by parameter (RLlib's
+    update_target_network does the same through two state dicts, ten times slower)."""
+    for p, t in zip(main.parameters(), target.parameters(), strict=True):
+        t.lerp_(p, tau)
+    for b, t in zip(main.buffers(), target.buffers(), strict=True):
+        t.copy_(b)
+
+
 class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
-    """RLlib's SAC losses; qf, qf_twin, policy and alpha optimizers from the trial's settings."""
+    """RLlib's SAC losses; qf, qf_twin, policy and alpha optimizers from the trial's settings.
+
+    Under the flat replay (``config.replay == "flat"``) one ``update`` call holds a
+    whole round's gradient steps as minibatches, so the target networks move here,
+    after every ``target_update_interval``-th optimizer step, and DQNLearner's
+    once-per-update target step is switched off (its last-update mark is +inf)."""
+
+    def build(self) -> None:
+        super().build()
+        self.flat_targets = getattr(self.config, "replay", "rllib") == "flat"
+        self.flat_gradient_steps = 0
+        if self.flat_targets:
+            disable_dqn_target_updates(self)
 
     def optimizer_groups(self, module_id: ModuleID, config: Any) -> dict[str, list[torch.nn.Parameter]]:
         module = self.module[module_id].unwrapped()
@@ -173,10 +266,162 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
         super().configure_optimizers_for_module(module_id, config)
         self.register_plumbed_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
 
+    def apply_gradients(self, gradients_dict: Any) -> None:
+        # RLlib's default turns nan / inf gradients into finite ones (torch.nan_to_num),
+        # checking every parameter twice per optimizer step; one check over all of them
+        # does the same, and the config's torch_skip_nan_gradients=True skips RLlib's
+        # (see SACSettings.apply_to).
+        grads = [g.reshape(-1) for g in gradients_dict.values() if g is not None]
+        if grads and not bool(torch.isfinite(torch.cat(grads)).all()):
+            logger.warning("SAC gradients contain nan/inf values; setting them to finite values (torch.nan_to_num)")
+            gradients_dict = {k: g if g is None else torch.nan_to_num(g) for k, g in gradients_dict.items()}
+        super().apply_gradients(gradients_dict)
+        if not self.flat_targets:
+            return
+        self.flat_gradient_steps += 1
+        interval = int(getattr(self.config, "flat_target_update_interval", 1))
+        if self.flat_gradient_steps % interval:
+            return
+        for module_id in self.module.keys():
+            module = self.module[module_id].unwrapped()
+            if not isinstance(module, TargetNetworkAPI):
+                continue
+            tau = self.config.get_config_for_module(module_id).tau
+            for main, target in module.get_target_network_pairs():
+                polyak_update(main, target, tau)
+            self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
+            self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), self.flat_gradient_steps, reduce="max")
+
+
+# ---- algorithm ------------------------------------------------------------------------------
+
+
+class FlatSACConfig(SACConfig):
+    """SACConfig of :class:`FlatReplaySAC`: ``replay`` "flat" (the flat buffer) or "rllib"
+    (RLlib's EpisodeReplayBuffer and training_step), and the flat path's counts."""
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class or FlatReplaySAC)
+        self.replay = "flat"
+        self.flat_gradient_steps = 1
+        self.flat_train_freq = 1
+        self.flat_target_update_interval = 1
+
+    def flat_replay(
+        self,
+        *,
+        replay: str | None = None,
+        gradient_steps: int | None = None,
+        train_freq: int | None = None,
+        target_update_interval: int | None = None,
+    ) -> "FlatSACConfig":
+        """The replay kind, and gradient_steps per train_freq env steps and the target
+        update interval (in gradient steps) of the flat path."""
+        if replay is not None:
+            if replay not in REPLAY_KINDS:
+                raise ValueError(f"replay must be one of {REPLAY_KINDS}, got {replay!r}")
+            self.replay = replay
+        if gradient_steps is not None:
+            self.flat_gradient_steps = int(gradient_steps)
+        if train_freq is not None:
+            self.flat_train_freq = int(train_freq)
+        if target_update_interval is not None:
+            self.flat_target_update_interval = int(target_update_interval)
+        return self
+
+
+class FlatReplaySAC(SAC):
+    """RLlib's SAC (learner, losses, env runners) with the flat replay path (``replay: flat``).
+
+    Each training_step samples one round from the env runners and appends its
+    transitions to a :class:`~algorithms.flat_replay.FlatReplayBuffer`. Once
+    ``num_steps_sampled_before_learning_starts`` env steps are sampled, the round
+    owes ``gradient_steps`` gradient steps per ``train_freq`` of its env steps (the
+    remainder carries over); their batches are drawn at once (uniform, with
+    replacement, from the same buffer, as one batch after another would be) and go
+    to ``LearnerGroup.update`` as one tensor batch split into ``batch_size``
+    minibatches, one gradient step each; then the env runners get the new weights.
+    With ``replay: rllib`` it is RLlib's SAC training_step unchanged."""
+
+    @classmethod
+    def get_default_config(cls) -> FlatSACConfig:
+        return FlatSACConfig()
+
+    def setup(self, config: Any) -> None:
+        super().setup(config)
+        self.flat_buffer = FlatReplayBuffer(int(self.config.replay_buffer_config["capacity"]), seed=self.config.seed)
+        self._owed = 0  # gradient_steps x env steps not yet trained on, in units of 1 / train_freq
+        self._learner_device = local_learner(self).device if self.learner_group.is_local else "cpu"
+
+    @property
+    def flat(self) -> bool:
+        return getattr(self.config, "replay", "rllib") == "flat"
+
+    def training_step(self) -> None:
+        if not self.flat:
+            return super().training_step()
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes, runner_metrics = sample_episodes(self)
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+            rows = transitions_from_episodes(episodes)
+            added = self.flat_buffer.add(rows) if rows is not None else 0
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        if sampled < self.config.num_steps_sampled_before_learning_starts or not len(self.flat_buffer):
+            return
+        self._owed += added * self.config.flat_gradient_steps
+        steps, self._owed = divmod(self._owed, self.config.flat_train_freq)
+        if not steps:
+            return
+        batch_size = int(self.config.total_train_batch_size)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+            batch = sac_train_batch(self.flat_buffer.sample(steps * batch_size), self._learner_device)
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            results = self.learner_group.update(
+                batch=batch,
+                minibatch_size=batch_size if steps > 1 else None,
+                num_epochs=1,
+                shuffle_batch_per_epoch=False,
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled,
+                    NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
+                    ),
+                },
+            )
+            # Per-sample TD errors feed prioritised replay only; they stay out of the results.
+            for result in results:
+                for module_results in result.values():
+                    if isinstance(module_results, dict):
+                        module_results.pop(TD_ERROR_KEY, None)
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+
+    # ---- checkpoints: the carried gradient steps, and the buffer when asked for ---------------
+
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        if self.flat:
+            keep = bool(self.config.store_buffer_in_checkpoints)
+            state["flat_replay"] = {"owed": self._owed, "buffer": self.flat_buffer.get_state() if keep else None}
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        saved = state.get("flat_replay")
+        if self.flat and saved is not None:
+            self._owed = int(saved["owed"])
+            if saved["buffer"] is not None:
+                self.flat_buffer.set_state(saved["buffer"])
+
+
+# ---- the registry's builder -----------------------------------------------------------------
+
 
 def algorithm_config(trial: "TrialPlan", settings: SACSettings) -> SACConfig:
     """SAC-discrete for a trial: our module with twin Q-heads, all four optimizers plumbed."""
-    algo = apply_common(SACConfig(), trial, settings, SACTorchLearner, module_overrides={"q_heads": 2})
+    algo = apply_common(FlatSACConfig(), trial, settings, SACTorchLearner, module_overrides={"q_heads": 2})
     spec = algo.rl_module_spec
     algo.rl_module(rl_module_spec=RLModuleSpec(module_class=SAC_MODULES[spec.module_class], model_config=spec.model_config))
     return settings.apply_to(algo)

@@ -9,6 +9,11 @@ those is pinned. What is left, and where it is used:
 
 - RLlib ``Learner._get_optimizer_lr`` and ``TorchLearner._update``: overridden in
   algorithms/rllib_private.py, the one place the algorithms touch RLlib's private API.
+- RLlib ``synchronous_parallel_sample(_uses_new_env_runners=, _return_metrics=)``: the
+  sample round of SAC's flat replay (algorithms/rllib_private.py ``sample_episodes``), as
+  DQN's own training_step calls it; and ``DQNLearner.last_update_ts_by_mid``, which
+  algorithms/sac.py sets to +inf so DQNLearner's once-per-update target step never runs
+  under the flat replay (the learner moves the targets after every gradient step).
 - RLlib ``RLModule._forward`` / ``_forward_train``: the override points RLlib's own
   docs name (``forward_train`` "should not be overridden"), in algorithms/modules/base.py
   and algorithms/sac.py.
@@ -134,3 +139,21 @@ def test_ray_private_names_used_by_the_runner_and_the_cluster_tests():
     # Read while a node picks its address: what tournament.engine.ray_session._loopback_node_address relies on.
     assert "ray_constants.ENABLE_RAY_CLUSTER" in inspect.getsource(services.get_node_ip_address)
     assert hasattr(AuthenticationMode, "TOKEN") and callable(get_authentication_mode)
+
+
+def test_rllib_names_the_sac_flat_replay_relies_on():
+    """algorithms/rllib_private.sample_episodes and algorithms/sac.SACTorchLearner (flat replay)."""
+    from ray.rllib.algorithms.dqn.dqn import DQN
+    from ray.rllib.algorithms.dqn.dqn_learner import DQNLearner
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+
+    params = inspect.signature(synchronous_parallel_sample).parameters
+    assert {"worker_set", "concat", "sample_timeout_s", "_uses_new_env_runners", "_return_metrics"} <= set(params)
+    assert "_uses_new_env_runners=True" in inspect.getsource(DQN._training_step_new_api_stack)
+    # The target step runs only when env steps since the per-module mark reach the update freq:
+    # a mark of +inf switches it off.
+    source = inspect.getsource(DQNLearner.after_gradient_based_update)
+    assert "timestep - self.last_update_ts_by_mid[" in source and ">= config.target_network_update_freq" in source
+    # With torch_skip_nan_gradients=True RLlib steps without its per-parameter finiteness checks;
+    # SACTorchLearner.apply_gradients makes the gradients finite first.
+    assert "self.config.torch_skip_nan_gradients or all(" in inspect.getsource(TorchLearner.apply_gradients)
