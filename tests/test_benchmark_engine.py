@@ -127,3 +127,12 @@ def test_marker_pins_name_the_perturbations_that_write_the_targets_readout():
     # Ery requires Gata1 and EKLF on, Fli1 and PU.1 off; Gata2 is no marker of it
     sets = [["EKLF", "overexpression"], ["Pu.1", "knockout"], ["Gata2", "overexpression"], ["Fli1", "overexpression"]]
     assert marker_pins(load_world("myeloid"), "Ery", sets) == ["EKLF overexpression", "Pu.1 knockout"]
+
+
+def test_a_baseline_without_a_set_is_stored_as_strict_json(tmp_path):
+    # AEON finds no set that guarantees Mo with one perturbation: value and error are undefined
+    s = spec(target="Mo", baselines={"names": ["aeon_control"], "control_time_s": 20})
+    (task,) = compute_baselines(s, expand_grid(s), tmp_path / "baselines.json").values()
+    (row,) = task["results"]
+    assert row["value"] is None and row["reason"]
+    json.loads((tmp_path / "baselines.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))

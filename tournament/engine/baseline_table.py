@@ -10,6 +10,7 @@ perturbations, so on a pulsed task each baseline is a row with that reason and n
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,19 @@ def _rows(spec: TournamentSpec, cell: Cell) -> list[dict[str, Any]]:
             rows.append({"name": name, "value": None, "best": [], "wall_s": time.perf_counter() - t0,
                          "reason": f"failed: {type(exc).__name__}: {exc}"})
             continue
-        rows.append(res.to_json())
+        rows.append(_json_safe(res.to_json()))
     return rows
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (a baseline without a set, an undefined error) as null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def compute_baselines(spec: TournamentSpec, cells: list[Cell], path: "str | Path") -> dict[str, dict]:
