@@ -187,9 +187,11 @@ def count_sets(n_genes: int, n_kinds: int, size: int) -> int:
     return math.comb(n_genes, size) * n_kinds**size
 
 
-def sets_of_size(n_genes: int, kinds: tuple[str, ...], size: int):
-    """Every perturbation set of `size` genes as ((gene index, kind), ...), in a fixed order."""
-    for genes in itertools.combinations(range(n_genes), size):
+def sets_of_size(genes: "int | tuple[int, ...]", kinds: tuple[str, ...], size: int):
+    """Every perturbation set of `size` of the genes (a count means 0..n-1) as ((gene index, kind), ...),
+    in a fixed order."""
+    pool = range(genes) if isinstance(genes, int) else genes
+    for genes in itertools.combinations(pool, size):
         for ks in itertools.product(kinds, repeat=size):
             yield tuple(zip(genes, ks))
 
@@ -256,6 +258,10 @@ class SetEvaluator:
         moves = tuple(sorted(moves))
         hit = self.solved.get(moves)
         if hit is None:
+            fixed = set(self.world.background_genes)
+            touched = [self.world.genes[g] for g, _ in moves if self.world.genes[g] in fixed]
+            if touched:
+                raise UserInputError(f"{', '.join(touched)} is fixed by the background mutations and cannot be perturbed")
             hit = self.solved[moves] = _solve(
                 self.world, _named(self.world, moves), self.start, self.max_states, self.n_cells, self.seed, True,
                 self.condition,
@@ -312,10 +318,11 @@ def best_perturbations(
         raise UserInputError(f"top must be at least 1, got {top!r}")
     if time_budget_s is not None and not time_budget_s > 0:
         raise UserInputError(f"time_budget_s must be positive, got {time_budget_s!r}")
-    n = world.n_genes
+    genes = world.perturbable  # not the background's genes
+    n = len(genes)
     world.start_state(start, condition)
     evaluate = SetEvaluator(world, start, max_states, n_cells, seed, condition)
-    moves = [(g, kind) for g in range(n) for kind in kinds]
+    moves = [(g, kind) for g in genes for kind in kinds]
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
 
     scored: dict[tuple, float] = {}
@@ -336,7 +343,7 @@ def best_perturbations(
             total += count_sets(n, len(kinds), size)
             if total > exhaustive_limit and size > 0:
                 break
-            for s in sets_of_size(n, kinds, size):
+            for s in sets_of_size(genes, kinds, size):
                 score(s)
             exhaustive_upto = size
         if exhaustive_upto < k:
@@ -460,7 +467,8 @@ def bayes_optimal_accuracy(
     k = _check_k(world, max_perturb)
     kinds = normalize_kinds(kinds)
     starts = world.start_names(start)
-    n = world.n_genes
+    pool = world.perturbable
+    n = len(pool)
     rng = np.random.default_rng(seed)
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     mean = 0.0
@@ -473,16 +481,16 @@ def bayes_optimal_accuracy(
             weight = 1.0 / ((k + 1) * len(starts))
             total = count_sets(n, len(kinds), size)
             if total <= exhaustive_limit:
-                sets = list(sets_of_size(n, kinds, size))
+                sets = list(sets_of_size(pool, kinds, size))
                 if deadline is not None:
                     # A random order, so a stratum cut short by the budget is a simple random sample.
                     sets = [sets[i] for i in rng.permutation(len(sets))]
             else:
                 sets = []
                 for _ in range(n_sample_sets):
-                    genes = rng.choice(n, size=size, replace=False)
+                    picked = rng.choice(n, size=size, replace=False)
                     ks = rng.integers(len(kinds), size=size)
-                    sets.append(tuple((int(g), kinds[int(j)]) for g, j in zip(genes, ks)))
+                    sets.append(tuple((int(pool[g]), kinds[int(j)]) for g, j in zip(picked, ks)))
             values = []
             for s_ in sets:
                 if deadline is not None and len(values) >= MIN_STRATUM_SAMPLE and time.monotonic() > deadline:

@@ -373,6 +373,13 @@ class World:
         """Genes fixed by background mutations (not perturbable)."""
         return tuple(g for g, k in self.background if k != EDGE_KNOCKOUT)
 
+    @functools.cached_property
+    def perturbable(self) -> tuple[int, ...]:
+        """Indices of the genes a perturbation may touch: all but the background's (a rescue set that
+        undid the mutation would not be a rescue)."""
+        fixed = set(self.background_genes)
+        return tuple(i for i, g in enumerate(self.gene_names) if g not in fixed)
+
     # ---- perturbations -----------------------------------------------------------------------
 
     def check_perturbations(self, perturbations) -> list[tuple[str, str]]:
@@ -754,6 +761,16 @@ def _load_cached(name: str) -> World:
         "world", name,
         list(BUILTIN_WORLDS) + ["<path to a world directory or world.json>", "<recipe: NAME.world.yaml>", "<model file: .bnet, .sbml, ...>", "pyboolnet:NAME", "cana:NAME"],
     )
+
+
+def portable_world_name(name: str) -> str:
+    """`name` as any process can load it: a built-in name or a package model as given, a file or
+    folder made absolute (Ray Tune runs each trial in its own working directory)."""
+    from envs.worlds import BUILTIN_WORLDS
+
+    if name in BUILTIN_WORLDS or not Path(name).exists():
+        return name
+    return str(Path(name).resolve())
 
 
 def load_world(name_or_path: "str | Path | World") -> World:

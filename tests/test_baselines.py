@@ -149,3 +149,12 @@ def test_bad_input_names_the_value(myeloid):
         run_baseline("beam", myeloid, "Ery", 2, width=0)
     with pytest.raises(UserInputError, match="sizes.*'some'"):
         run_baseline("random", myeloid, "Ery", 2, sizes="some")
+
+
+def test_no_search_perturbs_a_gene_the_background_fixes():
+    # PU.1 forced on: Ery is out of reach unless PU.1 could be knocked out again, which a rescue may not do
+    world = load_world("myeloid").with_background(["Pu.1=oe"])
+    assert best_perturbations(world, "Ery", 2).optimum == 0.0
+    for name in ("random", "greedy", "beam", "annealing"):
+        res = run_baseline(name, world, "Ery", 2, budget_cells=60_000, n_cells=1000)
+        assert res.value == 0.0 and all(g != "Pu.1" for g, _ in res.best), name

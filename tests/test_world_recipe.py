@@ -115,3 +115,13 @@ def test_selvaggio_tgfb_drives_the_epithelial_cell_mesenchymal():
     report = import_recipe(RECIPES / "selvaggio_emt.world.yaml")
     assert [a.fate for a in report.reachable("E", "none")] == ["Epithelial"]
     assert [a.fate for a in report.reachable("E", "TGFB")] == ["Mesenchymal"]
+
+
+def test_a_world_path_in_a_trial_plan_is_absolute(tmp_path, monkeypatch):
+    """Tune runs a trial in its own working directory, so a relative world path must not reach it."""
+    from envs.world import portable_world_name, save_world
+
+    save_world(load_world("myeloid"), tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    assert portable_world_name("mine") == str(tmp_path / "mine")
+    assert portable_world_name("myeloid") == "myeloid" and portable_world_name("pyboolnet:tcell") == "pyboolnet:tcell"

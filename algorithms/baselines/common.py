@@ -129,7 +129,9 @@ class Scorer:
         self.start, self.condition, self.max_states = start, condition, max_states
         self.world.start_state(start, condition)  # a bad start or condition fails here, before any work
         self.evaluate = SetEvaluator(self.world, start, max_states, self.n_cells, self.seed, condition)
-        self.moves: list[Move] = [(g, kd) for g in range(self.world.n_genes) for kd in self.kinds]
+        # the background's genes are fixed: a rescue set may not undo the mutation
+        self.genes: tuple[int, ...] = self.world.perturbable
+        self.moves: list[Move] = [(g, kd) for g in self.genes for kd in self.kinds]
         self.values: dict[tuple, float] = {}
         self.used = 0
         self.best: "tuple | None" = None

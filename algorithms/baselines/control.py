@@ -106,7 +106,8 @@ def aeon_control(
     sets, dropped = [], 0
     for p in proposals:
         moves = tuple(sorted((var_gene[v], OVEREXPRESSION if on else KNOCKOUT) for v, on in p.items()))
-        if len(moves) > score.k or any(kd not in score.kinds for _, kd in moves):
+        if (len(moves) > score.k or any(kd not in score.kinds for _, kd in moves)
+                or any(g not in score.genes for g, _ in moves)):  # a background gene stays as the mutation holds it
             dropped += 1
             continue
         sets.append(moves)

@@ -38,7 +38,8 @@ def random_search(world, target: str, max_perturb: int, *, sizes: str = "full", 
         raise choices_error("random-search sizes", sizes, RANDOM_SIZES)
     score = Scorer("random", world, target, max_perturb, **kw)
     rng = np.random.default_rng(score.seed)
-    n, kinds, k = score.world.n_genes, score.kinds, score.k
+    pool, kinds, k = score.genes, score.kinds, score.k
+    n = len(pool)
     allowed = [k] if sizes == "full" else list(range(1, k + 1))
     total = 1 + sum(count_sets(n, len(kinds), s) for s in allowed)
     try:
@@ -47,7 +48,7 @@ def random_search(world, target: str, max_perturb: int, *, sizes: str = "full", 
             size = k if sizes == "full" else int(rng.integers(1, k + 1))
             genes = rng.choice(n, size=size, replace=False)
             ks = rng.integers(len(kinds), size=size)
-            score(tuple((int(g), kinds[int(j)]) for g, j in zip(genes, ks)))
+            score(tuple((int(pool[g]), kinds[int(j)]) for g, j in zip(genes, ks)))
     except OutOfBudget:
         pass
     return score.finish({"sizes": sizes})
@@ -126,14 +127,14 @@ def annealing(
         raise UserInputError(f"annealing temperatures need t_start >= t_end > 0, got {t_start!r} and {t_end!r}")
     score = Scorer("annealing", world, target, max_perturb, **kw)
     rng = np.random.default_rng(score.seed)
-    n, kinds, k = score.world.n_genes, score.kinds, score.k
+    pool, kinds, k = score.genes, score.kinds, score.k
     max_steps = 50 * (score.budget // score.n_cells)
     current: tuple = ()
     accepted = steps = 0
     try:
         value = score(())
         for steps in range(1, max_steps + 1):
-            cand = _neighbour(current, rng, n, kinds, k)
+            cand = _neighbour(current, rng, pool, kinds, k)
             if cand is None:
                 break
             p = score(cand)
@@ -146,9 +147,10 @@ def annealing(
     return score.finish({"steps": steps, "accepted": accepted, "t_start": t_start, "t_end": t_end})
 
 
-def _neighbour(s: tuple, rng: np.random.Generator, n: int, kinds: tuple, k: int) -> "tuple | None":
-    """One random add / remove / swap move from s (None when no move exists)."""
+def _neighbour(s: tuple, rng: np.random.Generator, pool: tuple, kinds: tuple, k: int) -> "tuple | None":
+    """One random add / remove / swap move from s over the genes of `pool` (None when no move exists)."""
     used = {g for g, _ in s}
+    n = len(pool)
     options = []
     if len(s) < k and len(used) < n:
         options.append("add")
@@ -162,7 +164,7 @@ def _neighbour(s: tuple, rng: np.random.Generator, n: int, kinds: tuple, k: int)
     if move == "remove":
         i = int(rng.integers(len(s)))
         return s[:i] + s[i + 1 :]
-    free = [g for g in range(n) if g not in used]
+    free = [g for g in pool if g not in used]
     if move == "add":
         g = free[int(rng.integers(len(free)))]
         return tuple(sorted(s + ((g, kinds[int(rng.integers(len(kinds)))]),)))

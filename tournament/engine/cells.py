@@ -62,8 +62,10 @@ class Cell:
     ) -> TrialPlan:
         """The plan of one trial of this cell with these hyperparameters and seed."""
         fixed_opt = dict(spec.optimizer_settings.get(self.optimizer, {}))
+        from envs.world import portable_world_name
+
         return TrialPlan(
-            world=self.world,
+            world=portable_world_name(self.world),
             task=self.task,
             target=self.target if self.task == "steer" else None,
             max_perturb=int(self.max_perturb),
