@@ -24,7 +24,7 @@ from tournament.engine.runner import run_tournament
 from tournament.engine.journal import journal_storage
 from tournament.engine.spec import parse_spec
 
-CONTRACT_FILES = ("spec.yaml", "manifest.json", "status.json", "oracle.json", "trials.csv", "curves.csv",
+RUN_DIR_FILES = ("spec.yaml", "manifest.json", "status.json", "oracle.json", "trials.csv", "curves.csv",
                   "final_scores.csv", "optuna/studies.log")
 SCRIPTED = "tournament.engine.scripted:ScriptedRunner"
 FAULTY = "tournament.engine.scripted:FaultInjectingRunner"
@@ -38,7 +38,7 @@ def studies(run: Path) -> dict[str, optuna.Study]:
 
 def check_run_dir(run: Path, n_cells: int, trials_per_cell: int, seeds: int) -> None:
     """Every contract file is there and consistent."""
-    for name in CONTRACT_FILES:
+    for name in RUN_DIR_FILES:
         assert (run / name).is_file(), name
     assert (run / "tune").is_dir()
     manifest = json.loads((run / "manifest.json").read_text())
