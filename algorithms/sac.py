@@ -400,9 +400,9 @@ class FlatReplaySAC(SAC):
 
     # ---- checkpoints: the carried gradient steps, and the buffer when asked for ---------------
 
-    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        state = super().get_state(*args, **kwargs)
-        if self.flat:
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if self.flat and components is None:
             keep = bool(self.config.store_buffer_in_checkpoints)
             state["flat_replay"] = {"owed": self._owed, "buffer": self.flat_buffer.get_state() if keep else None}
         return state

@@ -98,6 +98,13 @@ def test_transitions_pair_each_obs_with_the_next_and_mark_only_terminal_rows():
     done = SingleAgentEpisode(observations=[_obs(t) for t in range(4)], actions=[0, 1, 2], rewards=[0.0, 0.0, 1.0],
                               terminated=True, len_lookback_buffer=0).to_numpy()
     cut = SingleAgentEpisode(observations=[_obs(t) for t in (10, 11, 12)], actions=[2, 2], rewards=[0.5, -0.5], len_lookback_buffer=0)
+    # The next round's chunk of `cut` starts at its last observation, kept as lookback.
+    continued = SingleAgentEpisode(observations=[_obs(t) for t in (10, 11, 12)], actions=[2, 2], rewards=[0.5, -0.5],
+                                   len_lookback_buffer=0).cut(len_lookback_buffer=1)
+    continued.add_env_step(_obs(13), 0, 2.0, terminated=True)
+    rest = transitions_from_episodes([continued])
+    assert list(rest["obs"]["x"][:, 0, 0]) == [12] and list(rest["next_obs"]["x"][:, 0, 0]) == [13]
+    assert list(rest["terminateds"]) == [True] and list(rest["rewards"]) == [2.0]
     truncated = SingleAgentEpisode(observations=[_obs(20), _obs(21)], actions=[1], rewards=[0.25], truncated=True, len_lookback_buffer=0)
     empty = SingleAgentEpisode(observations=[_obs(30)], len_lookback_buffer=0)
     out = transitions_from_episodes([done, cut, empty, truncated])
