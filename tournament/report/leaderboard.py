@@ -29,17 +29,13 @@ import numpy as np
 import pandas as pd
 
 from tournament.report import stats
-from tournament.engine.oracle_table import REFERENCE_BOUND, REFERENCE_STATIC
-from tournament.engine.rundir import RunPaths, oracle_key
+from tournament.engine.rundir import RunPaths
+from tournament.report.references import raise_lower_bounds, reference_columns
 from tournament.engine.records import read_json_checked, read_table
 
 CELL_AXES = ("world", "task", "target", "algorithm", "optimizer", "max_perturb", "module")
 GROUP_AXES = ("world", "task", "target")
 SOURCE_FINAL = "final seeds"
-# What a row's optimum is: the oracle's exact optimum, its best-found lower bound, or a
-# better entry's measured success rate (see _raise_lower_bounds).
-REFERENCE_EXACT = "exact optimum"  # what runs before the dynamic optimum called an exact entry
-DASH_REFERENCE = "none"
 SOURCE_PROVISIONAL = "provisional (tuning scores)"
 SOURCE_NONE = "no successful trial"
 SOURCE_BASELINE = "baseline (simulated cells)"
@@ -250,7 +246,7 @@ def _cell_row(run: RunData, cell: pd.Series, finals: pd.DataFrame, reps: int, se
     row.update(iqm=q.point, ci_low=q.low, ci_high=q.high,
                mean=m.point, mean_ci_low=m.low, mean_ci_high=m.high)
 
-    _reference(run, cell, row, q.point)
+    reference_columns(run, cell, row, q.point)
 
     tr = run.trials
     mine_tr = tr[tr["cell_id"] == cid] if not tr.empty and "cell_id" in tr else pd.DataFrame()
@@ -264,20 +260,6 @@ def _cell_row(run: RunData, cell: pd.Series, finals: pd.DataFrame, reps: int, se
     row["best_hparams"] = _best_hparams(tr, cid)
     row.update(entry=ENTRY_RL, details="")
     return row
-
-
-def _reference(run: RunData, cell: Any, row: dict, point: float) -> None:
-    """The row's optimum and what it is (oracle.json's `reference`; older runs: exact or bound)."""
-    nan = float("nan")
-    orc = run.oracle.get(oracle_key(cell["world"], cell["task"], cell["target"], cell["max_perturb"]))
-    if isinstance(orc, dict) and orc.get("optimum") is not None:
-        row["optimum"] = float(orc["optimum"])
-        row["oracle_exact"] = bool(orc.get("exact", False))
-        row["reference"] = orc.get("reference") or (REFERENCE_EXACT if row["oracle_exact"] else REFERENCE_BOUND)
-        row["optimality_gap"] = row["optimum"] - point
-        row["normalized_iqm"] = point / row["optimum"] if row["optimum"] > 0 else nan
-    else:
-        row.update(optimum=nan, oracle_exact=pd.NA, reference=DASH_REFERENCE, optimality_gap=nan, normalized_iqm=nan)
 
 
 def _baseline_rows(run: RunData) -> list[dict]:
@@ -308,7 +290,7 @@ def _baseline_rows(run: RunData) -> list[dict]:
             if res.get("reason"):
                 detail["reason"] = res["reason"]
             row["details"] = json.dumps({k: v for k, v in detail.items() if v is not None}, sort_keys=True)
-            _reference(run, row, row, value)
+            reference_columns(run, row, row, value)
             out.append(row)
     return out
 
@@ -335,33 +317,6 @@ def _rank_and_ties(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["_src", "_iqm", "_mean"]).reset_index(drop=True)
 
 
-def _raise_lower_bounds(df: pd.DataFrame) -> pd.DataFrame:
-    """Where the oracle only has a lower bound (or a time-0 optimum a timed policy may beat, or
-    nothing), the best entry that did better is the reference: an RL entry or a baseline.
-
-    An entry's final-seed mean is a success rate the simulator measured for a policy with
-    at most its MAX_PERTURB perturbations, so it bounds the optimum of every cell of the
-    same world, task and target with that MAX_PERTURB or more.
-    """
-    for i, row in df.iterrows():
-        # a time-0 optimum, exact or not, bounds a timed policy from below only
-        if row["reference"] not in (REFERENCE_BOUND, REFERENCE_STATIC, DASH_REFERENCE) or row["task"] != "steer":
-            continue
-        peers = df[
-            (df["world"] == row["world"]) & (df["task"] == row["task"]) & (df["target"] == row["target"])
-            & (df["max_perturb"] <= row["max_perturb"]) & df["score_source"].isin([SOURCE_FINAL, SOURCE_BASELINE])
-        ]
-        current = row["optimum"] if np.isfinite(row["optimum"]) else -np.inf
-        if peers.empty or not np.isfinite(peers["mean"].max()) or peers["mean"].max() <= current:
-            continue
-        best = peers.loc[peers["mean"].idxmax()]
-        df.loc[i, "optimum"] = float(best["mean"])
-        df.loc[i, "reference"] = f"best entry {best['cell_id']}"
-        df.loc[i, "optimality_gap"] = df.loc[i, "optimum"] - row["iqm"]
-        df.loc[i, "normalized_iqm"] = row["iqm"] / df.loc[i, "optimum"] if df.loc[i, "optimum"] > 0 else float("nan")
-    return df
-
-
 def build_leaderboard(
     run_dir: str | Path | RunData, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED
 ) -> pd.DataFrame:
@@ -376,7 +331,7 @@ def build_leaderboard(
     rows = [_cell_row(run, c, finals, reps, seed) for _, c in cells.iterrows()] + _baseline_rows(run)
     if not rows:
         return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
-    df = _rank_and_ties(_raise_lower_bounds(pd.DataFrame(rows)))
+    df = _rank_and_ties(raise_lower_bounds(pd.DataFrame(rows), (SOURCE_FINAL, SOURCE_BASELINE)))
     df["max_perturb"] = df["max_perturb"].astype("Int64")
     df["oracle_exact"] = df["oracle_exact"].astype("boolean")
     return df[list(LEADERBOARD_COLUMNS)]

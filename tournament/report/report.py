@@ -31,7 +31,6 @@ from tournament.report import plots, stats
 from tournament.report.ablations import max_perturb_view, paired_ablations
 from tournament.report.biology_view import biology_view, oracle_table
 from tournament.report.leaderboard import (
-    DASH_REFERENCE,
     GROUP_AXES,
     SOURCE_FINAL,
     SOURCE_PROVISIONAL,
@@ -41,6 +40,7 @@ from tournament.report.leaderboard import (
 )
 from tournament.engine.rundir import write_error
 from tournament.report.benchmark_view import task_description
+from tournament.report.references import DASH_REFERENCE
 
 DASH = "–"
 MAX_SHOWN_DAMAGE = 10
