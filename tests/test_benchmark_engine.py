@@ -136,3 +136,14 @@ def test_a_baseline_without_a_set_is_stored_as_strict_json(tmp_path):
     (row,) = task["results"]
     assert row["value"] is None and row["reason"]
     json.loads((tmp_path / "baselines.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def test_a_task_is_hard_only_when_a_cheap_answer_is_not_the_answer():
+    from tournament.report.benchmark_view import is_hard
+
+    solved = {"trap": False, "reference": "oracle lower bound", "best_known": 1.0, "optimum": 1.0, "time0_optimum": None}
+    assert not is_hard(solved)  # certainty found: nothing beats it
+    assert is_hard({**solved, "best_known": 0.8, "optimum": 0.8})  # open: the bound may be far from the optimum
+    assert is_hard({**solved, "trap": True})
+    timing = {"trap": False, "reference": "exact dynamic optimum", "best_known": 0.68, "optimum": 0.68, "time0_optimum": 0.5}
+    assert is_hard(timing) and not is_hard({**timing, "time0_optimum": 0.68})

@@ -52,8 +52,13 @@ def _steer_entry(spec: TournamentSpec, cell: Cell) -> dict[str, Any]:
                      best=res.best, stderr=res.stderr, static_optimum=float(res.optimum),
                      reference=REFERENCE_STATIC if res.exact else REFERENCE_BOUND)
     else:
-        entry["method"] = ("no time-0 bound: pulsed perturbations (env.pulse_stages) are another task than "
-                           "permanent time-0 sets")
+        from envs.oracle import fate_distribution
+
+        unperturbed = fate_distribution(world, [], start=_first(task_start(spec)), n_cells=spec.oracle.n_cells,
+                                        condition=env.get("condition"))
+        entry.update(baseline=unperturbed.probabilities,
+                     method="no time-0 bound: pulsed perturbations (env.pulse_stages) are another task than "
+                            "permanent time-0 sets")
     try:
         dyn = env_dynamic_optimum(env)
     except UserInputError as exc:  # too large or not async: the static answer stands
