@@ -238,25 +238,7 @@ class _ASGDBase(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                if torch.is_complex(p):
-                    raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
-                state = self._init_state(p)
-                state["step"] += 1
-                step = float(state["step"])
-
-                if group["weight_decay"] != 0:
-                    grad = grad.add(p, alpha=group["weight_decay"])
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.lerp_(grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                if self._amsgrad:
-                    torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    second = state["max_exp_avg_sq"]
-                else:
-                    second = exp_avg_sq
+                step, exp_avg, _, second = self._update_moments(group, p)
 
                 bias_correction1 = 1 - beta1**step
                 bias_correction2 = 1 - beta2**step
@@ -289,6 +271,27 @@ class _ASGDBase(Optimizer):
         self._record_stats(group_counts)
         return loss
 
+    def _update_moments(self, group: dict, p: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Adam's moment update of one parameter: (step, m, v, the second moment the rule uses:
+        v, or its running maximum for AMSGrad)."""
+        beta1, beta2 = group["betas"]
+        grad = p.grad
+        if grad.is_sparse:
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        if torch.is_complex(p):
+            raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+        state = self._init_state(p)
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        if self._amsgrad:
+            torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            return float(state["step"]), exp_avg, exp_avg_sq, state["max_exp_avg_sq"]
+        return float(state["step"]), exp_avg, exp_avg_sq, exp_avg_sq
+
     def _step_whole_model(self, rule: str) -> None:
         """global_count / paper: update the moments of every parameter, count the
         votes, then step all of them with the one lr the votes chose."""
@@ -300,25 +303,9 @@ class _ASGDBase(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                if torch.is_complex(p):
-                    raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
-                state = self._init_state(p)
-                state["step"] += 1
-                step = float(state["step"])
-                if group["weight_decay"] != 0:
-                    grad = grad.add(p, alpha=group["weight_decay"])
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.lerp_(grad, 1 - beta1)
-                previous = exp_avg_sq.clone() if rule == "global_count" else None
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                if self._amsgrad:
-                    torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    second = state["max_exp_avg_sq"]
-                else:
-                    second = exp_avg_sq
+                before = self.state[p].get("exp_avg_sq")  # None before the first step (v starts at 0)
+                previous = (before.clone() if before is not None else torch.zeros_like(p)) if rule == "global_count" else None
+                step, exp_avg, exp_avg_sq, second = self._update_moments(group, p)
                 if rule == "global_count":
                     grew = (exp_avg_sq > previous).sum()
                     votes_min = votes_min + grew

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 
@@ -15,18 +13,14 @@ import click
               help="Bootstrap resamples per interval.")
 def claims_cmd(run_dirs, out_dir, reps) -> None:
     """Test the talk's four claims (TRPO_to_PPO, ASGD optimizers, LoRA_staged, MAX_PERTURB) as paired comparisons."""
-    from envs.files import atomic_write_text
+    from tournament.cli.output import echo_or_write
     from tournament.report.claims import claims_csv, claims_markdown, evaluate_claims
 
     results = evaluate_claims(list(run_dirs), reps=reps)
     text = claims_markdown(results, list(run_dirs))
-    if out_dir is None:
-        click.echo(text)
+    out = echo_or_write(text, out_dir, {"claims.md": text, "claims.csv": claims_csv(results)})
+    if out is None:
         return
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "claims.md", text)
-    atomic_write_text(out / "claims.csv", claims_csv(results))
     verdicts = ", ".join(f"{r.claim} {r.verdict}" for r in results)
     click.echo(f"claims ({verdicts}): {out / 'claims.md'}")
 

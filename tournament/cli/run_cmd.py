@@ -139,7 +139,7 @@ def verify_cmd(run_dir) -> None:
               help="Folder for benchmark.md and benchmark.csv (default: print the markdown).")
 def benchmark_cmd(run_dirs, out_dir) -> None:
     """The benchmark view of steer runs: per task the optimum, each baseline, the best RL entry per algorithm."""
-    from envs.files import atomic_write_text
+    from tournament.cli.output import echo_or_write
     from tournament.engine.rundir import RunPaths
     from tournament.report.benchmark_view import benchmark_csv, benchmark_markdown, task_rows
 
@@ -151,14 +151,9 @@ def benchmark_cmd(run_dirs, out_dir) -> None:
     if not rows:
         raise UserInputError("no steer task with results in " + ", ".join(run_dirs))
     text = benchmark_markdown(rows)
-    if out_dir is None:
-        click.echo(text)
-        return
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "benchmark.md", text)
-    atomic_write_text(out / "benchmark.csv", benchmark_csv(rows))
-    click.echo(f"benchmark of {len(rows)} task(s): {out / 'benchmark.md'}")
+    out = echo_or_write(text, out_dir, {"benchmark.md": text, "benchmark.csv": benchmark_csv(rows)})
+    if out is not None:
+        click.echo(f"benchmark of {len(rows)} task(s): {out / 'benchmark.md'}")
 
 
 COMMANDS = (run_cmd, resume_cmd, status_cmd, report_cmd, verify_cmd, benchmark_cmd)
