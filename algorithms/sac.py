@@ -23,6 +23,10 @@ adds what our modules need for it and a faster replay:
   the flat path counts.
 
 Settings: :class:`SACSettings` (named as SB3 names them, the seed's values as defaults).
+
+Over 300 lines on purpose: the settings, the modules' SAC heads, the learner and the flat
+training step are one algorithm, read top to bottom in one file (the replay buffer itself is
+in ``algorithms.flat_replay``).
 """
 
 from __future__ import annotations
