@@ -251,22 +251,4 @@ def simulate_cmd(world, perturb, background, pulse_stages, n_stages, start, cond
         click.echo(f"  {fate:<10} {p:6.3f}{err}  {bar}")
 
 
-@click.command("infer")
-@click.argument("data", type=click.Path())
-@click.option("--pseudotime", default="pseudotime", show_default=True, help="obs column with pseudotime (computed if absent and --root given).")
-@click.option("--cell-type", "cell_type", default="cell_type", show_default=True, help="obs column with cell types.")
-@click.option("--genes", default=None, help="Comma-separated genes (default: automatic).")
-@click.option("--n-genes", type=int, default=20, show_default=True)
-@click.option("--root", default=None, help="Root cell for diffusion pseudotime when the data has none.")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Directory to write the world to.")
-def infer_cmd(data, pseudotime, cell_type, genes, n_genes, root, out_dir) -> None:
-    """Infer a world (rules, fates, start states) from single-cell data along pseudotime."""
-    from tournament.cli.infer_cmd import run_infer
-
-    gene_list = [g.strip() for g in genes.split(",")] if genes else None
-    result, path = run_infer(data, pseudotime, cell_type, gene_list, out_dir, root=root, n_genes=n_genes)
-    click.echo(result.report())
-    click.echo(f"\nworld written to {path} (use it in a spec as world: {path})")
-
-
-COMMANDS = (worlds_cmd, oracle_cmd, simulate_cmd, infer_cmd)
+COMMANDS = (worlds_cmd, oracle_cmd, simulate_cmd)
