@@ -43,3 +43,20 @@ def test_the_cli_warns_over_the_limit_and_refuses_a_bad_scale(tmp_path, capsys):
     assert "over --max-core-hours" in err
     code, _, err = run_cli(["plan", str(path), "--scale", "0"], capsys)
     one_line_error(code, err, "--scale must be positive")
+
+
+def test_run_scale_gives_a_reduced_copy_under_its_own_name(tmp_path, capsys):
+    import yaml
+
+    from tournament.engine.spec import scaled
+
+    spec = parse_spec(SPEC)
+    small = scaled(spec, 0.1)
+    assert small.budget.env_steps == 200 and small.name == "plantest_x0.1"
+    assert small.grid == spec.grid and small.hpo == spec.hpo
+    assert scaled(spec, 1.0) is spec
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    for bad in ("0", "1.5", "-1"):
+        code, _, err = run_cli(["run", str(path), "--scale", bad], capsys)
+        one_line_error(code, err, "--scale must be in (0, 1]")

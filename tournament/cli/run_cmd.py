@@ -29,12 +29,15 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress display (status
 @_max_conc
 @_num_cpus
 @_quiet
-def run_cmd(spec_file, resume, address, storage, max_concurrent, num_cpus, quiet) -> None:
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Run every trial with this fraction of its env steps, as SPEC_x<scale> (checks `tournament plan --scale`).")
+def run_cmd(spec_file, resume, address, storage, max_concurrent, num_cpus, quiet, scale) -> None:
     """Run the tournament of SPEC: tuning, final seeds, leaderboard and report."""
     from tournament.engine.runner import run_tournament
-    from tournament.engine.spec import load_spec, with_overrides
+    from tournament.engine.spec import load_spec, scaled, with_overrides
 
-    spec = with_overrides(load_spec(spec_file), **_execution_overrides(address, storage, max_concurrent, num_cpus))
+    spec = with_overrides(scaled(load_spec(spec_file), scale),
+                          **_execution_overrides(address, storage, max_concurrent, num_cpus))
     root = run_tournament(spec, resume=resume, progress=not quiet, command=["tournament", *sys.argv[1:]])
     _summary(root)
 

@@ -16,15 +16,25 @@ from typing import Any
 from tournament.engine.rundir import RunPaths, atomic_write_json, now_iso, read_json
 
 
+def cost_group(algorithm: str, module: str) -> str:
+    """The ETA's unit of cost: trials of one algorithm and module take about as long."""
+    return f"{algorithm}/{module}"
+
+
 class ProgressTracker:
     """Trial counts and the best score per cell across driver sessions.
 
-    ETA: trials finished in this session per second of this session, applied to the trials
-    remaining (running ones counted half done); None until one trial finished here.
+    ETA: the cost model of `tournament plan` (each (algorithm, module) has its own seconds per
+    trial; the run's trials spread over the parallel slots) calibrated on this run: the mean
+    duration of the trials of each group that finished in this session, from Tune's start of
+    the trial to its record, applied to the group's share of the trials remaining (running
+    ones counted half done), divided by the most trials seen running at once. A group with no
+    finished trial yet takes the mean over all groups. None until one trial finished here.
     """
 
     def __init__(self, planned: int, done: int = 0, failed: int = 0, best: dict[str, float] | None = None,
-                 elapsed_before: float = 0.0, started: float | None = None):
+                 elapsed_before: float = 0.0, started: float | None = None,
+                 planned_by_group: dict[str, int] | None = None, finished_by_group: dict[str, int] | None = None):
         self.planned = planned
         self.done = done
         self.failed = failed
@@ -34,13 +44,25 @@ class ProgressTracker:
         self._t0 = time.monotonic() if started is None else started
         self._elapsed_before = elapsed_before
         self._finished_here = 0
+        self._planned_by_group = dict(planned_by_group or {})
+        self._finished_by_group = dict(finished_by_group or {})
+        self._started_at: dict[str, tuple[float, str]] = {}
+        self._seconds: dict[str, list[float]] = {}
+        self._max_running = 0
 
-    def start(self, key: str) -> None:
+    def start(self, key: str, group: str = "") -> None:
         self.running.add(key)
+        self._started_at.setdefault(key, (time.monotonic(), group))
+        self._max_running = max(self._max_running, len(self.running))
 
     def finish(self, key: str, ok: bool, cell_id: str | None = None, score: float | None = None) -> None:
         self.running.discard(key)
         self._finished_here += 1
+        started = self._started_at.pop(key, None)
+        if started is not None:
+            t0, group = started
+            self._seconds.setdefault(group, []).append(time.monotonic() - t0)
+            self._finished_by_group[group] = self._finished_by_group.get(group, 0) + 1
         if ok:
             self.done += 1
         else:
@@ -57,12 +79,30 @@ class ProgressTracker:
     def elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._t0
 
+    def seconds_per_trial(self) -> dict[str, float]:
+        """Mean measured seconds of a trial per group (algorithm/module) in this session."""
+        return {g: sum(v) / len(v) for g, v in self._seconds.items() if v}
+
     def eta(self) -> float | None:
         here = time.monotonic() - self._t0
         if self._finished_here == 0 or here <= 0:
             return None
-        rate = self._finished_here / here
-        return (self.remaining + 0.5 * len(self.running)) / rate
+        per_group = self.seconds_per_trial()
+        if not per_group:  # trials started before this session: only the plain rate is known
+            return (self.remaining + 0.5 * len(self.running)) / (self._finished_here / here)
+        overall = sum(per_group.values()) / len(per_group)
+        running_by_group: dict[str, int] = {}
+        for _, group in self._started_at.values():
+            running_by_group[group] = running_by_group.get(group, 0) + 1
+        left = {g: max(0, n - self._finished_by_group.get(g, 0) - running_by_group.get(g, 0))
+                for g, n in self._planned_by_group.items()}
+        total_left = sum(left.values())
+        if total_left > 0:
+            queued = self.remaining * sum(n * per_group.get(g, overall) for g, n in left.items()) / total_left
+        else:
+            queued = self.remaining * overall
+        in_flight = sum(0.5 * n * per_group.get(g, overall) for g, n in running_by_group.items())
+        return (queued + in_flight) / max(1, self._max_running)
 
     def status(self) -> dict[str, Any]:
         eta = self.eta()

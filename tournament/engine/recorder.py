@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tournament.engine.cells import Cell
-from tournament.engine.progress import ProgressDisplay, ProgressTracker
+from tournament.engine.progress import ProgressDisplay, ProgressTracker, cost_group
 from tournament.engine.rundir import (
     CURVE_COLUMNS,
     FINAL_COLUMNS,
@@ -168,7 +168,10 @@ class RunDirCallback(_tune_callback_base()):
 
     # -- Tune hooks --
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.tracker.start(self._meta(trial).get("trial_key") or trial.trial_id)
+        meta = self._meta(trial)
+        cell = self.cells.get(meta.get("cell_id", ""))
+        group = cost_group(cell.algorithm, cell.module) if cell else ""
+        self.tracker.start(meta.get("trial_key") or trial.trial_id, group)
         self.display.update(self.tracker.status())
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

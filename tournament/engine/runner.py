@@ -39,7 +39,7 @@ from typing import Any
 
 from envs.errors import UserInputError
 from tournament.engine.cells import expand_grid
-from tournament.engine.progress import ProgressDisplay, ProgressTracker
+from tournament.engine.progress import ProgressDisplay, ProgressTracker, cost_group
 from tournament.engine.rundir import (
     TRIAL_COLUMNS,
     RunPaths,
@@ -155,6 +155,8 @@ def run_tournament(
             best=best,
             elapsed_before=float(old_status.get("elapsed_s") or 0.0) if resume else 0.0,
             started=t_start,
+            planned_by_group=_trials_by_group(cells, spec.hpo.trials_per_cell + spec.final.seeds),
+            finished_by_group=_finished_by_group(previous),
         )
         tracker.phase = "final" if searcher.tuning_done else "tune"
         callback = RunDirCallback(paths, cells_by_id, tracker, searcher, display)
@@ -231,3 +233,21 @@ def resume_tournament(run_dir: "str | Path", progress: bool = True, **execution:
     spec = parse_spec(data, str(spec_path))
     spec = with_overrides(spec, **execution)
     return run_tournament(spec, resume=True, run_dir=root, progress=progress)
+
+
+def _trials_by_group(cells: list, trials_per_cell: int) -> dict[str, int]:
+    """Planned trials per (algorithm, module): the groups of the ETA's cost model."""
+    out: dict[str, int] = {}
+    for c in cells:
+        g = cost_group(c.algorithm, c.module)
+        out[g] = out.get(g, 0) + trials_per_cell
+    return out
+
+
+def _finished_by_group(rows: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        g = cost_group(r["algorithm"], r["module"])
+        out[g] = out.get(g, 0) + 1
+    return out
+

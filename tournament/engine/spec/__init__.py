@@ -5,7 +5,7 @@ key path (e.g. `grid.algorithm[1]`) and, for names, the valid choices.
 """
 
 from tournament.engine.spec.checks import check_spec, probe_algorithm, resolved_space
-from tournament.engine.spec.loading import load_spec, parse_spec, validate_spec_fields, with_overrides
+from tournament.engine.spec.loading import load_spec, parse_spec, scaled, validate_spec_fields, with_overrides
 from tournament.engine.spec.schema import ParamSpec, TournamentSpec
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "parse_spec",
     "probe_algorithm",
     "resolved_space",
+    "scaled",
     "validate_spec_fields",
     "with_overrides",
 ]

@@ -104,3 +104,17 @@ def with_overrides(spec: TournamentSpec, **execution: Any) -> TournamentSpec:
         return TournamentSpec.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
+
+
+def scaled(spec: TournamentSpec, scale: float) -> TournamentSpec:
+    """A copy whose trials take `scale` times the env steps, under its own name (and so its own
+    run directory): the reduced grid that `tournament plan SPEC --scale` estimates."""
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+        raise UserInputError(f"--scale must be in (0, 1], got {scale!r}")
+    if scale == 1:
+        return spec
+    data = spec.model_dump()
+    data["budget"]["env_steps"] = max(1, round(spec.budget.env_steps * scale))
+    data["name"] = f"{spec.name}_x{scale:g}"
+    return parse_spec(data, f"{spec.name} at --scale {scale:g}")
+
