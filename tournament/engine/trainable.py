@@ -5,8 +5,8 @@ return, `score` (the latest greedy evaluation on held-out episode seeds, carried
 evaluations), `eval_score` (NaN when not evaluated this iteration), `normalized_score` (score /
 oracle optimum), steps_to_90, CPU and wall seconds, the node. Evaluations run every
 `eval_every` iterations and always at the end (with `final_eval_episodes` in the final phase).
-The last report carries `finished=True`, the evaluation's perturbation sets (JSON) and the
-fates reached.
+The last report carries `finished=True`, the evaluation's perturbation sets (JSON), the
+fates reached and, on the predict task, the per-stage prediction metrics (JSON).
 
 Checkpoints: every `checkpoint_every` iterations a `tune.Checkpoint` holds the runner's state
 (TrialRunner.save) and the trainable's counters; after a failure Tune restarts the trial from
@@ -190,6 +190,8 @@ def train_trial(config: dict) -> None:
                 metrics["perturbation_sets"] = json.dumps(ev.get("perturbation_sets") or [])
                 metrics["fates"] = json.dumps(ev.get("fates") or [])
                 metrics["eval_return_mean"] = _float(ev.get("episode_return_mean"))
+                if ev.get("predict_metrics"):  # per-stage accuracy, macro-F1, AUPRC (the report reads it)
+                    metrics["predict_metrics"] = json.dumps(ev["predict_metrics"])
             ckpt = None
             if not failed and not last and it % ckpt_every == 0:
                 ckpt = checkpoint_now()
