@@ -17,7 +17,7 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "train": ("tournament.cli.bench.train_bench", "bench_train", {"env_steps": 4000}),
     "cartpole": ("tournament.cli.bench.cartpole_bench", "bench_cartpole", {"seeds": (0,)}),
     "gnn": ("tournament.cli.bench.gnn_bench", "bench_gnn", {"sizes": (11, 30)}),
-    "inference": ("tournament.cli.bench.inference_bench", "bench_inference", {"seeds": (0,)}),
+    "inference": ("tournament.cli.bench.inference_bench", "bench_inference", {"worlds": ("myeloid",)}),
     "tournament": ("tournament.cli.bench.tournament_bench", "bench_tournament", {"env_steps": 4000}),
     "cluster": ("tournament.cli.bench.cluster_bench", "bench_cluster", {"raylets": (1, 2)}),
     "env_batched": ("tournament.cli.bench.batched_env_bench", "bench_env_batched", {"seconds": 0.5}),
@@ -25,13 +25,14 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
 }
 
 
-def run_bench(target: str, quick: bool) -> list[dict]:
+def run_bench(target: str, quick: bool, **options) -> list[dict]:
+    """Run one bench; `options` (e.g. beeline=DIR) go to its function as keyword arguments."""
     module_name, func_name, quick_kwargs = BENCHES[target]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise click.ClickException(f"benchmark {target!r} is not available in this build ({exc.name} missing)")
-    result = getattr(module, func_name)(**(quick_kwargs if quick else {}))
+    result = getattr(module, func_name)(**(quick_kwargs if quick else {}), **options)
     return result if isinstance(result, list) else [result]
 
 
@@ -41,15 +42,19 @@ def run_bench(target: str, quick: bool) -> list[dict]:
 @click.option("--record", is_flag=True, help="Write the figures into BENCHMARKS.md with this command.")
 @click.option("--quick", is_flag=True, help="Smaller sizes and budgets (a smoke run, not for the record).")
 @click.option("--file", "bench_file", default="BENCHMARKS.md", show_default=True)
-def bench_cmd(target: str, as_json: bool, record: bool, quick: bool, bench_file: str) -> None:
+@click.option("--beeline", type=click.Path(exists=True, file_okay=False), default=None,
+              help="inference only: the BEELINE/BoolODE folder to score against (e.g. ../shared/data/beeline-boolode).")
+def bench_cmd(target: str, as_json: bool, record: bool, quick: bool, bench_file: str, beeline: "str | None") -> None:
     """Measure speed: env, oracle, models (published networks), train (vs SB3), cartpole (vs SB3/sb3-contrib), gnn, inference, tournament, cluster."""
     from tournament.cli.bench.record import markdown_table, record as record_rows
 
     targets = sorted(BENCHES) if target == "all" else [target]
     command = "tournament " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results: dict[str, list[dict]] = {}
+    if beeline is not None and target != "inference":
+        raise click.UsageError("--beeline applies to `tournament bench inference` only")
     for t in targets:
-        rows = run_bench(t, quick)
+        rows = run_bench(t, quick, **({"beeline": beeline} if beeline is not None else {}))
         results[t] = rows
         if record:
             record_rows(bench_file, t, command, rows)
