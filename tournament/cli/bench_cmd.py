@@ -22,6 +22,8 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "cluster": ("tournament.cli.bench.cluster_bench", "bench_cluster", {"raylets": (1, 2)}),
     "env_batched": ("tournament.cli.bench.batched_env_bench", "bench_env_batched", {"seconds": 0.5}),
     "load": ("tournament.cli.bench.load_bench", "bench_load", {"trials_per_cell": 1, "targets": ("Mo",), "max_perturb": (1,)}),
+    "ode": ("tournament.cli.bench.ode_bench", "bench_ode", {"batch_sizes": (1, 100), "seconds": 0.3}),
+    "ode_boolode": ("tournament.cli.bench.ode_bench", "bench_ode_boolode", {"n_traj": 100}),
 }
 
 
