@@ -21,8 +21,10 @@ import numpy as np
 
 from envs.errors import UserInputError, choices_error
 from envs.inference import preprocess as pp
+from envs.inference.branches import branch_labels, lineage_columns, lineage_times, terminal_labels
 from envs.inference.binarize import binarize, regulation_allowed, transition_points, undo_dropouts
 from envs.inference.consistency import consistency, select_consistent_rules
+from envs.inference.edges import bootstrap_counts, edge_table
 from envs.inference.rules import RuleFit, infer_rules, next_state_targets
 from envs.network import BooleanNetwork
 from envs.world import World, make_world
@@ -34,6 +36,10 @@ AMBIGUOUS_BAND = (0.3, 0.7)
 EARLY_SHARE = 0.02
 # How many more candidate regulators per gene the search may add to reach a missing end fate.
 WIDEN_CANDIDATES = 2
+# The obs column read as cell types when the caller names none (and it exists).
+DEFAULT_CELL_TYPE = "cell_type"
+# Bootstrap resamples of the cells behind each edge's confidence (envs.inference.edges).
+EDGE_BOOTSTRAPS = 20
 
 
 def usable_gene_name(name: str) -> bool:
@@ -49,6 +55,8 @@ class InferenceResult:
     switch_times: dict[str, float]
     adata: object = field(repr=False)  # selected genes; layers 'smoothed', 'binary', 'next'
     settings: dict = field(default_factory=dict)
+    # Every ordered gene pair with sign, confidence and in_rules, best first (envs.inference.edges).
+    ranked_edges: object = field(default=None, repr=False)
 
     @property
     def rule_scores(self) -> dict[str, float]:
@@ -195,8 +203,8 @@ def _signature(binary: np.ndarray, pseudotime: np.ndarray, mature_share: float) 
 
 def infer_world(
     adata,
-    pseudotime: str | None = "pseudotime",
-    cell_type: str = "cell_type",
+    pseudotime: "str | Sequence[str] | None" = "pseudotime",
+    cell_type: str | None = None,
     genes: Sequence[str] | None = None,
     n_genes: int = 20,
     tf_list: Sequence[str] | None = None,
@@ -224,12 +232,18 @@ def infer_world(
     fate_consistency: bool = True,
     n_alternatives: int = 8,
     alternative_margin: float = 0.05,
+    n_bootstrap: int = EDGE_BOOTSTRAPS,
 ) -> InferenceResult:
     """Infer a world from AnnData with a pseudotime and cell types (see the module docstring).
 
-    Data: `pseudotime` names an obs column; when it is None or missing, diffusion
-    pseudotime is computed from `root` (a cell name or row) or `uns['iroot']`.
-    `cell_type` names the obs column of cell types; `fates` picks the fate types
+    Data: `pseudotime` names an obs column, or a list of per-lineage columns (NaN off the
+    lineage, as BEELINE and Slingshot write them); a name that is absent falls back to the
+    lineage columns a reader found (`envs.inference.branches.lineage_columns`), and
+    without any, diffusion pseudotime is computed from `root` (a cell name or row) or
+    `uns['iroot']`. `cell_type` names the obs column of cell types (default: 'cell_type'
+    when present); without one, the cell types come from the lineages: branch-only cells
+    are their branch, the rest shared, and each branch's terminal state is a fate
+    (`envs.inference.branches`). `fates` picks the fate types
     (default: all but 'other'-like labels and a progenitor type, i.e. the earliest
     cells' type when its most mature cells still look like the start or like another
     type). `genes` fixes the genes; otherwise up to `n_genes` highly variable genes
@@ -257,14 +271,30 @@ def infer_world(
     candidate regulators per gene. End fates are the types whose latest cells
     form a steady state; a stage that later cells leave need not be an attractor. The
     swaps and the final reach are listed in `settings`.
+
+    Ranked edges (`ranked_edges`): every ordered gene pair with a sign and a confidence,
+    the share of `n_bootstrap` resamples of the cells whose rule for the target holds the
+    regulator (`envs.inference.edges`; 0: the chosen edges score 1).
     """
     import anndata as ad
 
     if not isinstance(adata, ad.AnnData):
         raise UserInputError(f"expected an AnnData, got {type(adata).__name__}")
-    pp.check_obs_column(adata, cell_type, "cell type")
+    if cell_type is not None:
+        pp.check_obs_column(adata, cell_type, "cell type")
+    elif DEFAULT_CELL_TYPE in adata.obs.columns:
+        cell_type = DEFAULT_CELL_TYPE
+    columns = lineage_columns(adata, pseudotime)
+    branch = None
+    if columns:
+        lineage_time, branch = branch_labels(lineage_times(adata, columns))
+        on_lineage = np.isfinite(lineage_time)
+        if not on_lineage.all():  # cells on no lineage carry no time: left out
+            adata, lineage_time, branch = adata[on_lineage].copy(), lineage_time[on_lineage], branch[on_lineage]
+        lineage_time = pp.check_pseudotime(lineage_time, ",".join(columns))
     pp.check_cells(adata)
-    pp.check_cell_types(adata, cell_type)
+    if cell_type is not None:
+        pp.check_cell_types(adata, cell_type)
     pp.check_finite(adata)
     if genes is not None:
         genes = pp.check_genes(adata, genes)
@@ -278,14 +308,21 @@ def infer_world(
     if genes is None:
         usable = [g for g in map(str, data.var_names) if usable_gene_name(g)]
         genes = pp.select_genes(data[:, usable], n_genes, tf_list)
-    time_values, time_column = _pseudotime(data, pseudotime, root, seed)
+    if columns:
+        time_values, time_column = lineage_time, ",".join(columns)
+    else:
+        time_values, time_column = _pseudotime(data, pseudotime, root, seed)
     data = data[:, genes].copy()
     data.obs["inference_pseudotime"] = time_values
     data = pp.smooth_knn(data, smooth)
     data = binarize(data, binarize_method, threshold, layer="smoothed", dropout=dropout)
     binary = undo_dropouts(data.layers["binary"], dropout)
     data.layers["binary"] = binary
-    labels = data.obs[cell_type].astype(str).to_numpy()
+    if cell_type is not None:
+        labels = data.obs[cell_type].astype(str).to_numpy()
+    else:
+        labels = branch if branch is not None else terminal_labels(time_values)
+    type_source = cell_type or ("pseudotime branches" if branch is not None else "latest cells")
 
     early = np.argsort(time_values, kind="stable")[: max(5, int(EARLY_SHARE * data.n_obs))]
     start = (binary[early].mean(axis=0) >= 0.5).astype(np.uint8)
@@ -323,7 +360,7 @@ def infer_world(
     start_name = progenitor or "start"
     description = (
         f"Inferred from single-cell data (IQCELL-style): {data.n_obs} cells, {len(genes)} genes, "
-        f"pseudotime {time_column!r}, cell types {cell_type!r}."
+        f"pseudotime {time_column!r}, cell types {type_source!r}."
     )
 
     def build(chosen: dict[str, RuleFit]) -> World:
@@ -357,10 +394,21 @@ def infer_world(
         rules, swaps = search(n_candidates), []
         world = build(rules)
         reach = consistency(world, end_fates, seed=seed)
+    def fit_rows(rows: np.ndarray) -> dict[str, RuleFit]:
+        t, w, _ = next_state_targets(
+            binary[rows], time_values[rows], start, end_states, min_state_cells, min_ratio, tie_window, max_jump
+        )
+        return infer_rules(
+            binary[rows], t, genes, allowed, max_activators=max_activators, max_repressors=max_repressors,
+            max_candidates=max_candidates, tolerance=tolerance, allow_self=allow_self, weights=w,
+        )
+
+    counts = bootstrap_counts(fit_rows, data.n_obs, n_bootstrap, seed) if n_bootstrap > 0 else {}
+    ranked = edge_table(list(genes), rules, binary, targets, weights, counts, n_bootstrap)
     settings = {
         "n_cells": int(data.n_obs),
         "pseudotime": time_column,
-        "cell_type": cell_type,
+        "cell_type": type_source,
         "smooth": smooth,
         "normalized": bool(data.uns.get("inference_normalized", False)),
         "binarize": binarize_method,
@@ -372,6 +420,7 @@ def infer_world(
         "dropout": dropout,
         "n_states": int(len(graph.states)),
         "seed": seed,
+        "n_bootstrap": n_bootstrap,
         "fate_consistency": fate_consistency,
         "rule_swaps": [swap.describe() for swap in swaps],
         "end_fates": end_fates,
@@ -385,4 +434,5 @@ def infer_world(
         switch_times={g: float(t) for g, t in zip(genes, first.min(axis=0))},
         adata=data,
         settings=settings,
+        ranked_edges=ranked,
     )

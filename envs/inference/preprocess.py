@@ -14,7 +14,7 @@ import pandas as pd
 from envs.errors import UserInputError
 
 MIN_CELLS = 30
-NON_FATE_LABELS = ("other", "unknown", "nan", "none", "")
+NON_FATE_LABELS = ("other", "unknown", "nan", "none", "", "shared")
 
 
 def shown(values: Sequence[str], limit: int = 20) -> str:
