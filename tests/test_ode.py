@@ -194,3 +194,14 @@ def test_trajectory_metrics_on_known_profiles():
     scores = np.array([0.9, 0.8, 0.7, 0.7, 0.3, 0.2, 0.1])
     # by hand: thresholds 0.9 (P=1, R=.25), 0.8 (1/2, .25), 0.7 (3/4, .75), 0.3, 0.2, 0.1 (4/7, 1)
     assert average_precision(labels, scores) == pytest.approx(0.25 * 1 + 0.5 * 0.75 + 0.25 * 4 / 7)
+
+
+@pytest.mark.parametrize("name", ["HSC", "mCAD", "VSC"])
+def test_branch_fractions_match_boolodes_beeline_data(name):
+    from envs.ode.beeline import compare_with_beeline
+    from shared_data import shared_data_file
+
+    root = shared_data_file("beeline-boolode")
+    out = compare_with_beeline(root / "models", root / "simulated" / f"{name}_2000_0", name, n_traj=300, seed=0)
+    assert all(r["fraction_ok"] for r in out["rows"]), out["rows"]
+    assert max(r["max_mean_diff"] for r in out["rows"]) < 0.2
