@@ -24,7 +24,7 @@ from envs.inference.readers import PSEUDOTIME_COLUMNS_KEY, check_lineage_columns
 SHARED = "shared"
 TERMINAL_SHARE = 0.25
 # Column names read as lineage pseudotimes when the named pseudotime column is absent.
-LINEAGE_PATTERN = re.compile(r"(?i)^pseudo[_ ]?time[_ ]?\d*$")
+LINEAGE_PATTERN = re.compile(r"(?i)^pseudo[_ ]?time[_ ]?\w*$")
 
 
 def lineage_columns(adata, pseudotime: "str | Sequence[str] | None") -> list[str] | None:
