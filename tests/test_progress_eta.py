@@ -62,3 +62,15 @@ def test_group_without_a_finished_trial_takes_the_mean_of_the_others(clock):
     _run(tracker, clock, "a", a2c, 3.0)
     # 1 A2C and 2 TRPO left, TRPO unmeasured: 3 x 3 s
     assert tracker.eta() == pytest.approx(9.0)
+
+
+def test_an_unfinished_group_is_projected_from_its_env_step_rate(clock):
+    ppo, sac = cost_group("PPO", "gnn"), cost_group("SAC", "gnn")
+    tracker = ProgressTracker(planned=4, started=clock.now, planned_by_group={ppo: 2, sac: 2}, trial_env_steps=1000)
+    _run(tracker, clock, "a", ppo, 2.0)
+    tracker.start("b", sac)
+    clock.now += 10.0
+    tracker.report("b", 100)  # 100 of 1,000 steps in 10 s: a SAC trial takes 100 s
+    assert tracker.seconds_per_trial()[sac] == pytest.approx(100.0)
+    # queued: 1 PPO (2 s) + 1 SAC (100 s); in flight: SAC's 90 s left; one slot
+    assert tracker.eta() == pytest.approx(2.0 + 100.0 + 90.0)

@@ -19,13 +19,15 @@ from envs.errors import UserInputError
 def plan_cmd(spec_file: str, scale: float, max_core_hours: float | None, calibrate_s: float, as_json: bool) -> None:
     """Estimate what SPEC costs from a short calibration of each algorithm on its world."""
     from tournament.engine.plan import plan
-    from tournament.engine.spec import load_spec
+    from tournament.engine.spec import load_spec, scaled
 
     if not scale > 0:
         raise UserInputError(f"--scale must be positive, got {scale!r}")
     if not calibrate_s > 0:
         raise UserInputError(f"--calibrate-s must be positive, got {calibrate_s!r}")
     spec = load_spec(spec_file)
+    if scale < 1:
+        scaled(spec, scale)  # the reduced grid must be one `tournament run --scale` can run
     result = plan(spec, scale=scale, budget_s=calibrate_s, progress=None if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -25,16 +25,19 @@ class ProgressTracker:
     """Trial counts and the best score per cell across driver sessions.
 
     ETA: the cost model of `tournament plan` (each (algorithm, module) has its own seconds per
-    trial; the run's trials spread over the parallel slots) calibrated on this run: the mean
-    duration of the trials of each group that finished in this session, from Tune's start of
-    the trial to its record, applied to the group's share of the trials remaining (running
-    ones counted half done), divided by the most trials seen running at once. A group with no
-    finished trial yet takes the mean over all groups. None until one trial finished here.
+    trial; the trials spread over the parallel slots) calibrated on this run. A group's seconds
+    per trial are the mean duration of its trials that finished in this session (from Tune's
+    start of the trial to its record); before one has finished, the env-step rate of its
+    running trials times the trial's budget; a group with neither takes the mean over the
+    others. Queued trials take their group's share of the trials remaining; a running trial
+    its projected rest (or half its group's time without a report). The sum is divided by the
+    most trials seen running at once. None until one trial finished here.
     """
 
     def __init__(self, planned: int, done: int = 0, failed: int = 0, best: dict[str, float] | None = None,
                  elapsed_before: float = 0.0, started: float | None = None,
-                 planned_by_group: dict[str, int] | None = None, finished_by_group: dict[str, int] | None = None):
+                 planned_by_group: dict[str, int] | None = None, finished_by_group: dict[str, int] | None = None,
+                 trial_env_steps: int | None = None):
         self.planned = planned
         self.done = done
         self.failed = failed
@@ -46,7 +49,9 @@ class ProgressTracker:
         self._finished_here = 0
         self._planned_by_group = dict(planned_by_group or {})
         self._finished_by_group = dict(finished_by_group or {})
+        self._trial_env_steps = trial_env_steps
         self._started_at: dict[str, tuple[float, str]] = {}
+        self._env_steps: dict[str, int] = {}
         self._seconds: dict[str, list[float]] = {}
         self._max_running = 0
 
@@ -55,9 +60,15 @@ class ProgressTracker:
         self._started_at.setdefault(key, (time.monotonic(), group))
         self._max_running = max(self._max_running, len(self.running))
 
+    def report(self, key: str, env_steps: int | None) -> None:
+        """A running trial's env steps so far (from its latest result)."""
+        if env_steps and key in self._started_at:
+            self._env_steps[key] = int(env_steps)
+
     def finish(self, key: str, ok: bool, cell_id: str | None = None, score: float | None = None) -> None:
         self.running.discard(key)
         self._finished_here += 1
+        self._env_steps.pop(key, None)
         started = self._started_at.pop(key, None)
         if started is not None:
             t0, group = started
@@ -79,12 +90,28 @@ class ProgressTracker:
     def elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._t0
 
+    def _projected(self, key: str, now: float) -> float | None:
+        """A running trial's projected duration from its env-step rate so far."""
+        steps = self._env_steps.get(key)
+        if not steps or not self._trial_env_steps:
+            return None
+        return (now - self._started_at[key][0]) * max(1.0, self._trial_env_steps / steps)
+
     def seconds_per_trial(self) -> dict[str, float]:
-        """Mean measured seconds of a trial per group (algorithm/module) in this session."""
-        return {g: sum(v) / len(v) for g, v in self._seconds.items() if v}
+        """Seconds a trial of each group takes: measured when one finished, else projected."""
+        now = time.monotonic()
+        out = {g: sum(v) / len(v) for g, v in self._seconds.items() if v}
+        projected: dict[str, list[float]] = {}
+        for key, (_, group) in self._started_at.items():
+            p = self._projected(key, now)
+            if group not in out and p is not None:
+                projected.setdefault(group, []).append(p)
+        out.update({g: sum(v) / len(v) for g, v in projected.items()})
+        return out
 
     def eta(self) -> float | None:
-        here = time.monotonic() - self._t0
+        now = time.monotonic()
+        here = now - self._t0
         if self._finished_here == 0 or here <= 0:
             return None
         per_group = self.seconds_per_trial()
@@ -92,8 +119,11 @@ class ProgressTracker:
             return (self.remaining + 0.5 * len(self.running)) / (self._finished_here / here)
         overall = sum(per_group.values()) / len(per_group)
         running_by_group: dict[str, int] = {}
-        for _, group in self._started_at.values():
+        in_flight = 0.0
+        for key, (t0, group) in self._started_at.items():
             running_by_group[group] = running_by_group.get(group, 0) + 1
+            p = self._projected(key, now)
+            in_flight += max(0.0, p - (now - t0)) if p is not None else 0.5 * per_group.get(group, overall)
         left = {g: max(0, n - self._finished_by_group.get(g, 0) - running_by_group.get(g, 0))
                 for g, n in self._planned_by_group.items()}
         total_left = sum(left.values())
@@ -101,7 +131,6 @@ class ProgressTracker:
             queued = self.remaining * sum(n * per_group.get(g, overall) for g, n in left.items()) / total_left
         else:
             queued = self.remaining * overall
-        in_flight = sum(0.5 * n * per_group.get(g, overall) for g, n in running_by_group.items())
         return (queued + in_flight) / max(1, self._max_running)
 
     def status(self) -> dict[str, Any]:

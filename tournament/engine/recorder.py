@@ -181,6 +181,7 @@ class RunDirCallback(_tune_callback_base()):
         points = self._curves.setdefault(key, {})
         if str(it) in points:
             return  # re-reported after a restart from an older checkpoint
+        self.tracker.report(key, result.get("env_steps"))
         points[str(it)] = {
             "trial_id": key, "phase": meta.get("phase", ""), "cell_id": meta.get("cell_id", ""),
             "seed": trial.config.get("trial", {}).get("seed"), "iteration": it,

@@ -157,6 +157,7 @@ def run_tournament(
             started=t_start,
             planned_by_group=_trials_by_group(cells, spec.hpo.trials_per_cell + spec.final.seeds),
             finished_by_group=_finished_by_group(previous),
+            trial_env_steps=spec.budget.env_steps,
         )
         tracker.phase = "final" if searcher.tuning_done else "tune"
         callback = RunDirCallback(paths, cells_by_id, tracker, searcher, display)
