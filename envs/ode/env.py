@@ -31,7 +31,8 @@ target (both divided by each gene's on level); the episode's end reports the see
 Observation node features: expression / on level (clipped to [0, 1]), knock-down fraction,
 activation fraction, target on, target off (steer: the fate's signature; trajectory: the
 target profile binarized), stage fraction, budget left, is input gene. The mask of the
-continuous env marks the genes a weight may act on.
+continuous env marks the genes a weight may act on. `observation: vector` gives the flat
+features alone (a Box), for modules that read no mask.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.cell_fate_env import NO_PERTURBATION, OBSERVATIONS, env_layout, perturbable_genes
+from envs.cell_fate_env import NO_PERTURBATION, env_layout, perturbable_genes
+from envs.cell_fate_env import OBSERVATIONS as BOOLEAN_OBSERVATIONS
 from envs.errors import UserInputError, choices_error
 from envs.network import KNOCKOUT, PERTURBATION_KINDS, normalize_kinds
 from envs.ode.metrics import trajectory_metrics
@@ -51,6 +53,9 @@ from envs.world import World, load_world
 
 TASKS = ("steer", "predict", "trajectory")
 ACTIONS = ("discrete", "continuous")
+# graph / flat as CellFateEnv; vector: the flat node features alone, a Box without the mask
+# (for RLlib's default modules, which read a Box; the continuous env's mask never changes)
+OBSERVATIONS = BOOLEAN_OBSERVATIONS + ("vector",)
 
 DEFAULTS: dict[str, Any] = {
     "world": "myeloid",
@@ -130,9 +135,10 @@ class OdeCellFateEnv(gym.Env):
         self.n_stages = s["n_stages"]
         self.n_genes = world.n_genes
         self._perturbable = perturbable_genes(world)
+        self.vector = s["observation"] == "vector"
         layout = env_layout({"world": world, "task": "predict" if self.task == "predict" else "steer",
                              "target": s["target"] if self.task == "steer" else world.fates[0],
-                             "kinds": self.kinds, "observation": s["observation"]})
+                             "kinds": self.kinds, "observation": "flat" if self.vector else s["observation"]})
         self.target_index = layout.target_index if self.task == "steer" else -1
         self._static = layout.static.copy()
         if self.task == "trajectory":
@@ -146,6 +152,8 @@ class OdeCellFateEnv(gym.Env):
                 "x": x_space, "action_mask": gym.spaces.Box(0.0, 1.0, shape=(self.n_genes,), dtype=np.float32)})
         else:
             self.action_space = layout.action_space
+        if self.vector:
+            self.observation_space = self.observation_space["x"]
         self.n_actions = int(self.action_space.n) if not self.continuous else self.n_genes
         if s["seed"] is not None:
             self.reset(seed=int(s["seed"]))
@@ -193,8 +201,10 @@ class OdeCellFateEnv(gym.Env):
         if self.task == "trajectory":
             on = self.target_profile / self._scale > 0.5
             x[:, 3], x[:, 4] = on, ~on
-        if self.settings["observation"] == "flat":
+        if self.settings["observation"] != "graph":
             x = x.reshape(-1)
+        if self.vector:
+            return x.astype(np.float32)
         return {"x": x.astype(np.float32), "action_mask": self._mask()}
 
     def _fate(self) -> int:
