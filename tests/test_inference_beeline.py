@@ -215,3 +215,24 @@ def test_metrics_match_beeline_on_its_own_files():
     for method in ("PIDC", "GENIE3", "SCODE"):
         ranked = read_ranked_edges(root / "outputs" / "Simulated" / "HSC" / "HSC_2000_0" / method / "rankedEdges.csv")
         assert beeline_scores(truth, ranked)["auprc_ratio"] == pytest.approx(table.loc["HSC_2000_0", method], abs=0.006)
+
+
+def test_bench_scores_the_methods_from_their_files(tmp_path):
+    """The bench's side-by-side rows come from the files: a method listing the true edges first is best."""
+    from tournament.cli.bench.inference_bench import beeline_rows
+
+    folder = tmp_path / "simulated" / "TOY_2000_0"
+    folder.mkdir(parents=True)
+    _write_beeline(folder, n_cells=200)
+    outputs = tmp_path / "outputs" / "Simulated" / "TOY" / "TOY_2000_0"
+    for method, order in {"PERFECT": ["A B", "A C", "B C"], "REVERSED": ["C B", "C A", "B A"]}.items():
+        (outputs / method).mkdir(parents=True)
+        lines = [f"{e.split()[0]}\t{e.split()[1]}\t{1 - 0.1 * i}" for i, e in enumerate(order)]
+        (outputs / method / "rankedEdges.csv").write_text("Gene1\tGene2\tEdgeWeight\n" + "\n".join(lines) + "\n")
+    rows = beeline_rows(tmp_path)
+    assert [r["metric"] for r in rows] == ["AUPRC ratio", "EPR"]
+    auprc_row = rows[0]
+    assert auprc_row["data"] == "TOY_2000_0" and auprc_row["kind"] == "curated"
+    assert auprc_row["PERFECT"] == pytest.approx(1 / 0.5) and auprc_row["best_other"].startswith("PERFECT")
+    assert auprc_row["REVERSED"] < auprc_row["PERFECT"]
+    assert auprc_row["rank"].endswith("/3") and auprc_row["density"] == pytest.approx(0.5)

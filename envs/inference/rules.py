@@ -181,9 +181,10 @@ def next_state_targets(
         if is_end[j] or is_end[i]:
             return 1 if is_end[j] and not is_end[i] else -1 if is_end[i] and not is_end[j] else 0
         dt = (graph.mean_time[j] - graph.mean_time[i]) / span
-        dh = graph.steps[j] - graph.steps[i]
+        si, sj = graph.steps[i], graph.steps[j]
         by_time = 0 if abs(dt) < tie_window else int(np.sign(dt))
-        by_steps = int(np.sign(dh)) if np.isfinite(dh) else 0
+        # Two states both unreachable from the start carry no order by steps.
+        by_steps = 0 if np.isinf(si) and np.isinf(sj) else int(np.sign(sj - si))
         if both:
             return by_time if by_time == by_steps else 0
         return 0 if by_time * by_steps < 0 else by_time or by_steps
