@@ -79,15 +79,20 @@ def test_html_is_self_contained(finished):
     run, _ = finished
     text = (run / "report.html").read_text()
     srcs = re.findall(r"<img[^>]*\ssrc=['\"]([^'\"]*)['\"]", text)
-    assert len(srcs) == 5
+    # five figures of the leaderboard views, the performance profiles and the P(X > Y) matrix; no journal:
+    # no Optuna figures, no predict cells: no per-stage figure
+    assert len(srcs) == 7
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:|//|file:)", text)
     assert "<link" not in text and "<script" not in text
-    for section in ("Leaderboard", "Oracle", "Ablations", "Biology", "Manifest", "Spec"):
+    for section in ("Leaderboard", "Oracle", "Ablations", "Across algorithms (rliable)",
+                    "Hyperparameter search (Optuna)", "Biology", "Manifest", "Spec"):
         assert f"<h2>{section}" in text
     assert "Partial report" not in text
     assert "Cebpa oe + Gfi1 ko" in text  # biology view, checked against the oracle
     assert "exact optimum" in text
+    assert "No Optuna journal (optuna/studies.log)" in text
+    assert "Fate prediction per stage" not in text  # steer cells only
 
 
 def test_killed_before_final_phase_gives_partial_report(tmp_path):

@@ -127,6 +127,10 @@ def _legend_outside(ax, handles=None, labels=None, title: str | None = None) -> 
               title=title, **kw)
 
 
+# The helpers the other figure modules (optuna_view, profiles, predict_view) share.
+styled, capped, new_figure, legend_outside = _styled, _capped, _new_figure, _legend_outside
+
+
 def _cell_curves(run: RunData, cell_id: str) -> tuple[pd.DataFrame, bool]:
     """Final-seed curves of a cell, or its best tuning trial's curve (provisional)."""
     cv = run.curves

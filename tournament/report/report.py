@@ -1,7 +1,8 @@
 """The tournament report, rebuilt from a run directory at any time (also while the run goes on).
 
 ``build_report(run_dir)`` writes ``leaderboard.csv``, ``leaderboard.md``, ``ablations.csv``,
-``plots/*.png`` and a self-contained ``report.html`` (plots embedded as base64, no external
+``probability_of_improvement.csv``, ``predict_stages.csv`` (predict cells only), ``plots/*.png``
+and a self-contained ``report.html`` (plots embedded as base64, no external
 resources) into the run directory, each atomically. Bootstrap resampling uses a fixed seed and
 nothing time-dependent is written, so rebuilding from the same files gives identical output.
 When the manifest does not say "finished", every output carries a partial-report banner and is
@@ -20,6 +21,7 @@ import base64
 import html
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import pandas as pd
 import yaml
 
 from envs.files import atomic_write_bytes
-from tournament.report import plots, stats
+from tournament.report import optuna_view, plots, predict_view, profiles, stats
 from tournament.report.ablations import max_perturb_view, paired_ablations
 from tournament.report.biology_view import biology_view, oracle_table
 from tournament.report.leaderboard import (
@@ -190,8 +192,9 @@ def _method_text(reps: int, seed: int) -> str:
     )
 
 
-def leaderboard_markdown(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -> str:
-    """leaderboard.md: one table per world/task/target, with the partial banner if any."""
+def leaderboard_markdown(run: RunData, lb: pd.DataFrame, reps: int, seed: int, views: "Views | None" = None) -> str:
+    """leaderboard.md: one table per world/task/target (and the predict task per stage), with the
+    partial banner if any."""
     out = [f"# Leaderboard: {run_name(run)}", ""]
     for note in partial_notices(run, lb):
         out += [f"> **{note}**", ""]
@@ -204,7 +207,58 @@ def leaderboard_markdown(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -
     for (world, task, target), g in lb.groupby(list(GROUP_AXES), sort=True):
         out += [f"## {plots.group_label(world, task, target)}", "",
                 _md_table(leaderboard_display(g.sort_values("rank"))), ""]
+    if views is not None:
+        out += predict_markdown(views)
     return "\n".join(out)
+
+
+@dataclass
+class Views:
+    """The report views beyond the leaderboard: Optuna per cell, rliable across recipes, predict per stage."""
+
+    studies: dict = field(default_factory=dict)
+    studies_note: str = ""
+    importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    method_scores: dict = field(default_factory=dict)
+    profile_notes: list[str] = field(default_factory=list)
+    profile: tuple | None = None  # (taus, profiles, bands)
+    poi: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predict_stages: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predict_notes: list[str] = field(default_factory=list)
+
+
+def build_views(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -> Views:
+    """Every view of `Views` from the run directory (each empty, with a note, when it has no data)."""
+    v = Views()
+    v.studies, v.studies_note = optuna_view.load_studies(run.run_dir)
+    v.importance = optuna_view.importance_table(v.studies, lb)
+    v.method_scores, v.profile_notes = profiles.method_scores(run)
+    if v.method_scores:
+        taus, prof, band, notes = profiles.profiles(v.method_scores, reps, seed)
+        v.profile, v.profile_notes = (taus, prof, band), v.profile_notes + notes
+        v.poi = profiles.poi_table(v.method_scores, reps, seed)
+    seeds, v.predict_notes = predict_view.seed_metrics(run)
+    v.predict_stages = predict_view.stage_table(seeds, reps, seed)
+    return v
+
+
+def predict_markdown(views: Views) -> list[str]:
+    """leaderboard.md's section on the predict task's per-stage metrics (empty without predict cells)."""
+    if views.predict_stages.empty and not views.predict_notes:
+        return []
+    out = ["## Fate prediction per stage", "", _PREDICT_TEXT, ""]
+    out += [f"> {note}" for note in views.predict_notes] + ([""] if views.predict_notes else [])
+    if not views.predict_stages.empty:
+        out += [_md_table(predict_view.display_table(views.predict_stages)), ""]
+    return out
+
+
+_PREDICT_TEXT = (
+    "Predict task, per stage (0 = before the cell develops): accuracy and macro-F1 (unweighted mean of "
+    "per-fate F1 over the fates that occur) of the greedy prediction, and AUPRC (average precision of the "
+    "policy's softmax for each realized fate against the rest, averaged over the fates that occur), "
+    "each the mean over final seeds with a 95% bootstrap interval; each seed scores its evaluation episodes."
+)
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -260,10 +314,56 @@ def _summary(run: RunData, lb: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["", "value"]).astype(str)
 
 
+def _poi_display(poi: pd.DataFrame) -> pd.DataFrame:
+    if poi.empty:
+        return poi
+    return pd.DataFrame({
+        "method X": poi["method_x"], "method Y": poi["method_y"], "common tasks": poi["n_tasks"],
+        "runs X / Y": [f"{a} / {b}" for a, b in zip(poi["n_runs_x"], poi["n_runs_y"])],
+        "P(X > Y) [95% CI]": [_with_ci(r.prob_improvement, r.ci_low, r.ci_high) for r in poi.itertuples()],
+    })
+
+
+def _notes_html(notes: list[str]) -> list[str]:
+    return [f"<p class='note'>{html.escape(n)}</p>" for n in notes if n]
+
+
+def _views_html(views: Views, images: dict[str, bytes | None], where: str) -> list[str]:
+    """The HTML of the extra views that sit at `where` ("after curves" or "after ablations")."""
+    if where == "after curves":
+        if views.predict_stages.empty and not views.predict_notes:
+            return []
+        return ["<h2>Fate prediction per stage</h2>", f"<p class='note'>{html.escape(_PREDICT_TEXT)}</p>",
+                *_notes_html(views.predict_notes),
+                _html_table(predict_view.display_table(views.predict_stages), "No prediction metrics recorded."),
+                _html_img(images, "predict_stages.png", "fate prediction per stage")]
+    parts = ["<h2>Across algorithms (rliable)</h2>",
+             "<p class='note'>A method is a recipe (algorithm / optimizer / module), a task one world / task / "
+             "target / MAX_PERTURB; runs are the final seeds. Performance profile: the fraction of runs whose "
+             "score / optimum exceeds each threshold tau (rliable's score distribution), with a 95% stratified-"
+             "bootstrap band. Probability of improvement: P(X &gt; Y) (Mann-Whitney, ties one half) averaged over "
+             "the tasks both methods have, with a 95% stratified-bootstrap interval.</p>",
+             *_notes_html(views.profile_notes),
+             _html_img(images, "performance_profiles.png", "performance profiles"),
+             _html_img(images, "probability_of_improvement.png", "probability-of-improvement matrix"),
+             _html_table(_poi_display(views.poi), "No two methods share a task with final seeds.")]
+    parts += ["<h2>Hyperparameter search (Optuna)</h2>",
+              "<p class='note'>Per cell, from the run's Optuna journal: the tuning trials' objective values "
+              "by trial number with the best so far, and Optuna's hyperparameter importance "
+              "(optuna.importance.get_param_importances, PED-ANOVA) where the cell has enough trials. "
+              "Per tuning slot only its latest finished trial counts.</p>",
+              *_notes_html([views.studies_note]),
+              _html_table(views.importance, "No Optuna study in this run."),
+              _html_img(images, "param_importances.png", "hyperparameter importance"),
+              _html_img(images, "optimization_history.png", "optimization history")]
+    return parts
+
+
 def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.DataFrame,
                 bio: pd.DataFrame, oracle: pd.DataFrame, images: dict[str, bytes | None],
-                reps: int, seed: int) -> str:
+                reps: int, seed: int, views: Views | None = None) -> str:
     """The self-contained HTML report."""
+    views = Views() if views is None else views
     name = html.escape(run_name(run))
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>Tournament report: {name}</title><style>{_CSS}</style></head><body>",
@@ -281,6 +381,7 @@ def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.
     parts += [_html_img(images, "leaderboard.png", "leaderboard intervals"),
               "<h2>Learning curves</h2>",
               _html_img(images, "learning_curves.png", "learning curves")]
+    parts += _views_html(views, images, "after curves")
 
     parts += ["<h2>Oracle</h2>",
               "<p class='note'>The best achievable score per world/task/target/MAX_PERTURB: "
@@ -303,6 +404,7 @@ def report_html(run: RunData, lb: pd.DataFrame, ablations: pd.DataFrame, mp: pd.
               _html_img(images, "score_vs_max_perturb.png", "score against MAX_PERTURB"),
               "<h3>Optimizer learning-rate switching</h3>",
               _html_img(images, "lr_switching.png", "learning-rate switching")]
+    parts += _views_html(views, images, "after ablations")
 
     parts += ["<h2>Biology: perturbation sets the best policies use</h2>",
               "<p class='note'>For the best-ranked steer cells of each group: the sets their "
@@ -351,9 +453,15 @@ def build_report(
             raise write_error(run_dir / rel, exc, run_dir, then=f"rebuild it with `tournament report {run_dir}`") from exc
         written[rel] = run_dir / rel
 
+    views = build_views(run, lb, reps, seed)
     put("leaderboard.csv", _csv(lb))
-    put("leaderboard.md", leaderboard_markdown(run, lb, reps, seed))
+    put("leaderboard.md", leaderboard_markdown(run, lb, reps, seed, views))
     put("ablations.csv", _csv(ablations))
+    put("probability_of_improvement.csv", _csv(views.poi))
+    if not views.predict_stages.empty:
+        put("predict_stages.csv", _csv(views.predict_stages))
+    else:
+        (run_dir / "predict_stages.csv").unlink(missing_ok=True)
 
     figures = {
         "leaderboard.png": lambda: plots.plot_leaderboard(lb),
@@ -361,6 +469,12 @@ def build_report(
         "ablation_forest.png": lambda: plots.plot_ablation_forest(ablations),
         "score_vs_max_perturb.png": lambda: plots.plot_max_perturb(mp),
         "lr_switching.png": lambda: plots.plot_lr_switching(run, reps, seed),
+        "predict_stages.png": lambda: predict_view.plot_stage_metrics(views.predict_stages, lb),
+        "performance_profiles.png": lambda: profiles.plot_profiles(
+            *(views.profile or (None, {}, {})), normalized=not any(n.startswith("raw") for n in views.profile_notes)),
+        "probability_of_improvement.png": lambda: profiles.plot_poi_matrix(views.poi, list(views.method_scores)),
+        "param_importances.png": lambda: optuna_view.plot_param_importances(views.studies, lb),
+        "optimization_history.png": lambda: optuna_view.plot_optimization_history(views.studies, lb),
     }
     images: dict[str, bytes | None] = {}
     for fname, make in figures.items():
@@ -374,7 +488,7 @@ def build_report(
         images[fname] = plots.png_bytes(fig)
         put(rel, images[fname])
 
-    put("report.html", report_html(run, lb, ablations, mp, bio, oracle, images, reps, seed))
+    put("report.html", report_html(run, lb, ablations, mp, bio, oracle, images, reps, seed, views))
     return written
 
 

@@ -112,6 +112,23 @@ def interval(
     return Estimate(point, float(ci["x"][0, 0]), float(ci["x"][1, 0]))
 
 
+def column_means(
+    runs: np.ndarray, reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of each column of a (runs x K) matrix with its 95% bootstrap interval, in one bootstrap.
+
+    Each column is a stratum (rliable's StratifiedBootstrap resamples runs within it), so each
+    column's interval is that of :func:`interval` with "mean"; NaN bounds for a single run.
+    """
+    runs = np.asarray(runs, dtype=float)
+    m = runs.mean(axis=0)
+    if runs.shape[0] < 2:
+        nan = np.full_like(m, np.nan)
+        return m, nan, nan.copy()
+    _, ci = _bootstrap({"x": runs}, lambda s: np.mean(s, axis=0), reps, seed)
+    return m, ci["x"][0], ci["x"][1]
+
+
 def curve_band(
     runs: np.ndarray, reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,6 +147,20 @@ def curve_band(
     return m, ci["x"][0], ci["x"][1]
 
 
+def performance_profile(
+    score_dict: dict[str, np.ndarray], taus: np.ndarray, reps: int = DEFAULT_REPS, seed: int = DEFAULT_SEED
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """rliable's score-distribution performance profile of each method with its 95% band.
+
+    ``score_dict`` maps a method to a (runs x tasks) matrix; the profile at tau is the share of
+    runs (over all tasks) scoring above tau, the band from a bootstrap of runs within each task.
+    Returns (profiles, bands), each band (2, len(taus)).
+    """
+    with seeded_global_rng(seed), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rly.create_performance_profile(score_dict, taus, reps=reps, confidence_interval_size=CONFIDENCE)
+
+
 def probability_of_improvement(
     variant: Sequence[Sequence[float]], baseline: Sequence[Sequence[float]]
 ) -> float:
@@ -144,6 +175,39 @@ def probability_of_improvement(
         if x.size and y.size:
             probs.append(metrics.probability_of_improvement(x[:, None], y[:, None]))
     return float(np.mean(probs)) if probs else float("nan")
+
+
+def probability_of_improvement_interval(
+    variant: Sequence[Sequence[float]],
+    baseline: Sequence[Sequence[float]],
+    reps: int = DEFAULT_REPS,
+    seed: int = DEFAULT_SEED,
+) -> Estimate:
+    """P(variant > baseline) over matching cells with a 95% stratified-bootstrap interval.
+
+    The point is :func:`probability_of_improvement` (rliable's Mann-Whitney definition); the
+    interval resamples each side's seeds within each cell independently (rliable's
+    StratifiedIndependentBootstrap scheme) and recomputes the same statistic, vectorized over
+    resamples: U / (n_x n_y) is the share of (x, y) pairs with x > y, ties counting one half.
+    """
+    pairs = [(_finite(x), _finite(y)) for x, y in zip(variant, baseline, strict=True)]
+    pairs = [(x, y) for x, y in pairs if x.size and y.size]
+    nan = float("nan")
+    if not pairs:
+        return Estimate(nan, nan, nan)
+    point = probability_of_improvement([p[0] for p in pairs], [p[1] for p in pairs])
+    if all(x.size < 2 and y.size < 2 for x, y in pairs):
+        return Estimate(point, nan, nan)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(reps)
+    for x, y in pairs:
+        bx = x[rng.integers(0, x.size, size=(reps, x.size))][:, :, None]
+        by = y[rng.integers(0, y.size, size=(reps, y.size))][:, None, :]
+        total += ((bx > by).mean(axis=(1, 2)) + 0.5 * (bx == by).mean(axis=(1, 2)))
+    total /= len(pairs)
+    alpha = (1.0 - CONFIDENCE) / 2.0
+    low, high = np.percentile(total, [100 * alpha, 100 * (1 - alpha)])
+    return Estimate(point, float(low), float(high))
 
 
 def paired_difference(
