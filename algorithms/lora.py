@@ -179,6 +179,17 @@ class LoRALinear(nn.Module):
         self.base.reset_parameters()
         nn.init.zeros_(self.lora_B)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The weight forward applies (differentiable in the adapters), so code that reads a
+        linear layer's weight and bias, such as the GNN heads' split first layer, sees the
+        adapted layer."""
+        return self.merged_weight()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
     def merged_weight(self) -> torch.Tensor:
         if self.blend is None:
             return self.base.weight + self.lora_scale * self.lora_B @ self.lora_A

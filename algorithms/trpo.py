@@ -309,12 +309,21 @@ class TRPOTorchLearner(OwnUpdateMixin, OptimizerPlumbingMixin, PPOTorchLearner):
         if n == 0:
             return 0.0
         size = min(settings.batch_size, n)
+        # A shared trunk is the actor's (it moves only inside the trust region), so the critic
+        # regresses its value head on the trunk's features, computed once per batch.
+        shared = bool(getattr(module, "share_encoder", False))
+        if shared:
+            with torch.no_grad():
+                features = module.pi_encoder(batch[Columns.OBS]).pooled
         for _ in range(settings.n_critic_updates):
             order = valid[torch.randperm(n, device=valid.device)]
             for start in range(0, n, size):
                 idx = order[start : start + size]
-                minibatch = {Columns.OBS: _take(batch[Columns.OBS], idx)}
-                loss = torch.mean((module.compute_values(minibatch) - targets[idx]) ** 2)
+                if shared:
+                    values = module.compute_values({}, embeddings=features[idx])
+                else:
+                    values = module.compute_values({Columns.OBS: _take(batch[Columns.OBS], idx)})
+                loss = torch.mean((values - targets[idx]) ** 2)
                 # RLlib's own path: zero grads, backward, clip (config.grad_clip), step the
                 # registered critic optimizer (and the plumbing's lr statistics).
                 grads = self.compute_gradients({module_id: loss})

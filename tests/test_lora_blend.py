@@ -124,3 +124,14 @@ def test_blend_stage_is_built_from_the_settings_and_hands_over_its_merged_weight
     finally:
         for algo in algos:
             algo.stop()
+
+
+@pytest.mark.parametrize("blend", [None, 0.5])
+def test_the_weight_property_is_the_weight_forward_applies(blend):
+    torch.manual_seed(0)
+    layer = LoRALinear(torch.nn.Linear(6, 4), rank=2, alpha=2.0, generator=torch.Generator().manual_seed(1), blend=blend)
+    torch.nn.init.normal_(layer.lora_B)
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    layer.weight.sum().backward()
+    assert layer.lora_A.grad is not None and layer.lora_B.grad is not None

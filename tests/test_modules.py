@@ -162,6 +162,7 @@ def test_parameter_groups_split_actor_and_critic(myeloid, kind):
 
 def test_shared_encoder_passes_embeddings(myeloid):
     env, module = build(myeloid, "steer", "gnn", {"share_encoder": True})
+    assert module.share_encoder and module.vf_encoder is None
     batch = batch_of(env, 3)
     out = module.forward_train(batch)
     assert out[Columns.EMBEDDINGS].shape == (3, 64)
@@ -179,13 +180,34 @@ def test_bad_module_options_are_user_errors(myeloid):
         model_config(myeloid, "steer", ("knockout",), "cnn")
 
 
-def test_inference_only_module_keeps_the_actor(myeloid):
-    env, full = build(myeloid, "steer", "gnn")
+@pytest.mark.parametrize("share_encoder", [True, False])
+def test_inference_only_module_keeps_the_actor(myeloid, share_encoder):
+    env, full = build(myeloid, "steer", "gnn", {"share_encoder": share_encoder})
     cfg = full.model_config
     lean = GNNModule(observation_space=env.observation_space, action_space=env.action_space, inference_only=True, model_config=cfg)
-    assert not hasattr(lean, "vf_head") and not hasattr(lean, "vf_encoder")
+    assert not hasattr(lean, "vf_head") and getattr(lean, "vf_encoder", None) is None
+    assert sum(p.numel() for p in lean.parameters()) == sum(p.numel() for p in full.actor_parameters())
     lean.set_state(full.get_state(inference_only=True))
     batch = batch_of(env, 3)
     torch.testing.assert_close(
         lean.forward_inference(batch)[Columns.ACTION_DIST_INPUTS], full.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
     )
+
+
+@pytest.mark.parametrize("task", ["steer", "predict"])
+def test_split_first_layer_of_the_heads_equals_the_concatenated_input(myeloid, task):
+    """The heads apply their first layer to h_i, g (and the fate signature) separately; the
+    result must be the MLP of the concatenation, as the module docstring defines it."""
+    env, module = build(myeloid, task, "gnn", seed=3)
+    batch = batch_of(env, 5, actions_first=1)
+    enc = module.pi_encoder(batch[Columns.OBS])
+    head = module.pi_head
+    b, n, h = enc.nodes.shape
+    ctx = torch.cat([enc.nodes, enc.pooled.unsqueeze(1).expand(b, n, h)], dim=-1)
+    if task == "steer":
+        expected = torch.cat([head.stay(enc.pooled), head.node(ctx).reshape(b, -1)], dim=-1)
+    else:
+        f = head.signatures.shape[0]
+        feats = torch.cat([ctx.unsqueeze(1).expand(b, f, n, 2 * h), head.signatures.unsqueeze(0).expand(b, f, n, 3)], dim=-1)
+        expected = torch.cat([head.node(feats).squeeze(-1).mean(dim=-1), head.other(enc.pooled)], dim=-1)
+    torch.testing.assert_close(head(enc), expected, rtol=1e-5, atol=1e-6)

@@ -17,9 +17,11 @@ Networks and parameter groups (what the learners optimize separately)::
               (vf_encoder is pi_encoder when model_config["share_encoder"])
     Q net i = qf_encoders[i] -> qf_heads[i]    q_parameters(i), i < model_config["q_heads"]
 
-With the default ``share_encoder=False`` the actor's logits depend on actor
-parameters only (:meth:`action_logits`), which TRPO's natural-gradient step
-needs; the critic then has its own encoder. SAC-discrete sets ``q_heads=2``:
+The actor's logits depend on actor parameters only (:meth:`action_logits`), which
+TRPO's natural-gradient step needs. With ``share_encoder`` the encoder counts as
+actor: PPO and A2C train it with both losses, TRPO moves it only inside the trust
+region and fits the value head on its features; without it (the default) the critic
+has its own encoder. SAC-discrete sets ``q_heads=2``:
 :meth:`compute_q_values` returns Q(s, .) for every action (B, n_actions) from
 Q-net ``i``, and :meth:`make_target_networks` / :meth:`get_target_network_pairs` /
 :meth:`forward_target` implement RLlib's ``TargetNetworkAPI`` contract (the

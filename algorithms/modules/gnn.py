@@ -142,6 +142,15 @@ class SignedGraphEncoder(nn.Module):
         return Encoded(nodes=h, pooled=pooled)
 
 
+def node_context_linear(linear: nn.Linear, nodes: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """linear([h_i ; g]) for every node i without building [h_i ; g]: W_h h_i + (W_g g + b), the
+    pooled part once per cell instead of once per node (the same weights, a third less work)."""
+    hidden = nodes.shape[-1]
+    w = linear.weight
+    per_cell = torch.addmm(linear.bias, pooled, w[:, hidden:2 * hidden].t())  # (B, out)
+    return nodes @ w[:, :hidden].t() + per_cell.unsqueeze(1)
+
+
 class SteerNodeHead(nn.Module):
     """Per-gene perturbation logits plus a pooled 'no perturbation' logit."""
 
@@ -151,10 +160,8 @@ class SteerNodeHead(nn.Module):
         self.stay = mlp([hidden, hidden, 1])
 
     def forward(self, enc: Encoded) -> torch.Tensor:
-        nodes = enc.nodes
-        b, n, _ = nodes.shape
-        ctx = enc.pooled.unsqueeze(1).expand(b, n, -1)
-        per_node = self.node(torch.cat([nodes, ctx], dim=-1)).reshape(b, -1)
+        b = enc.nodes.shape[0]
+        per_node = self.node[1:](node_context_linear(self.node[0], enc.nodes, enc.pooled)).reshape(b, -1)
         return torch.cat([self.stay(enc.pooled), per_node], dim=-1)
 
 
@@ -170,14 +177,14 @@ class FateSignatureHead(nn.Module):
         self.other = mlp([hidden, hidden, 1])
 
     def forward(self, enc: Encoded) -> torch.Tensor:
-        nodes = enc.nodes
-        b, n, h = nodes.shape
-        f = self.signatures.shape[0]
-        ctx = torch.cat([nodes, enc.pooled.unsqueeze(1).expand(b, n, h)], dim=-1)  # (B, n, 2H)
-        feats = torch.cat(
-            [ctx.unsqueeze(1).expand(b, f, n, 2 * h), self.signatures.unsqueeze(0).expand(b, f, n, 3)], dim=-1
-        )
-        fate_logits = self.node(feats).squeeze(-1).mean(dim=-1)  # (B, F)
+        first = self.node[0]
+        hidden = enc.nodes.shape[-1]
+        # the first layer of MLP([h_i ; g ; sig_f[i]]) split by input: per cell and node, plus per
+        # fate and node, summed (B, F, n, H), instead of one (B, F, n, 2H + 3) input
+        per_node = node_context_linear(first, enc.nodes, enc.pooled)  # (B, n, H)
+        per_fate = self.signatures @ first.weight[:, 2 * hidden:].t()  # (F, n, H)
+        pre = per_node.unsqueeze(1) + per_fate.unsqueeze(0)
+        fate_logits = self.node[1:](pre).squeeze(-1).mean(dim=-1)  # (B, F)
         return torch.cat([fate_logits, self.other(enc.pooled)], dim=-1)
 
 

@@ -13,16 +13,17 @@ from envs.errors import UserInputError
 @click.argument("spec_file", type=click.Path())
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiply every trial's env steps by this.")
 @click.option("--max-core-hours", type=float, default=None, help="Warn when the estimate is over this.")
-@click.option("--calibrate-s", "calibrate_s", type=float, default=5.0, show_default=True,
-              help="Seconds of timed training per algorithm (at least one iteration).")
+@click.option("--calibrate-s", "calibrate_s", type=float, default=None,
+              help="Seconds of timed training per algorithm (at least one iteration; default: plan.CALIBRATION_BUDGET_S, 3).")
 @click.option("--json", "as_json", is_flag=True)
 def plan_cmd(spec_file: str, scale: float, max_core_hours: float | None, calibrate_s: float, as_json: bool) -> None:
     """Estimate what SPEC costs from a short calibration of each algorithm on its world."""
-    from tournament.engine.plan import plan
+    from tournament.engine.plan import CALIBRATION_BUDGET_S, plan
     from tournament.engine.spec import load_spec, scaled
 
     if not scale > 0:
         raise UserInputError(f"--scale must be positive, got {scale!r}")
+    calibrate_s = CALIBRATION_BUDGET_S if calibrate_s is None else calibrate_s
     if not calibrate_s > 0:
         raise UserInputError(f"--calibrate-s must be positive, got {calibrate_s!r}")
     spec = load_spec(spec_file)

@@ -1,7 +1,7 @@
 """What a tournament costs before it runs: cells, trials, env steps and core-hours.
 
 A short calibration trains each distinct (world, task, algorithm, module) of the grid for
-about five seconds in this process (one CPU, one torch thread) and measures env steps per
+about three seconds (CALIBRATION_BUDGET_S) in this process (one CPU, one torch thread) and measures env steps per
 second of training, sampling and updates together, and the cost of the greedy evaluation
 episodes. A trial's estimate is its env steps at that rate, its evaluations, and the
 engine's fixed cost per trial (Ray Tune start-up of a trial, about 1.6 s on this kind of
@@ -19,7 +19,7 @@ from tournament.engine.cells import Cell, expand_grid
 from tournament.engine.spec import ParamSpec, TournamentSpec, resolved_space
 
 TRIAL_OVERHEAD_S = 1.6
-CALIBRATION_BUDGET_S = 5.0
+CALIBRATION_BUDGET_S = 3.0
 
 
 @dataclass(frozen=True)
