@@ -12,10 +12,10 @@ import sys
 import click
 
 from envs.errors import UserInputError
-from tournament.cli import bench_cmd, claims_cmd, import_cmd, infer_cmd, plan_cmd, run_cmd, world_cmd
+from tournament.cli import bench_cmd, claims_cmd, compare_cmd, import_cmd, infer_cmd, plan_cmd, run_cmd, world_cmd
 
 # run / resume / status / report; worlds / oracle / simulate / infer; bench
-COMMAND_MODULES = (run_cmd, plan_cmd, world_cmd, infer_cmd, bench_cmd, import_cmd, claims_cmd)
+COMMAND_MODULES = (run_cmd, plan_cmd, world_cmd, infer_cmd, bench_cmd, import_cmd, claims_cmd, compare_cmd)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
