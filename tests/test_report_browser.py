@@ -23,6 +23,7 @@ from matplotlib.image import imread
 
 from rundir_factory import FakeCell, write_run_dir
 from test_report import PNG_MAGIC, REPS, _grid
+from test_report_views import tuned_trials, write_journal
 from tournament.report.report import build_report
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
@@ -67,9 +68,11 @@ def _with_predict_results(run: Path, cell: FakeCell) -> None:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    cells = _grid()
     predict = FakeCell(task="predict", target="-", final_scores=[0.6, 0.7, 0.65])
-    run = write_run_dir(tmp_path_factory.mktemp("browser") / "run", [*_grid(), predict])
+    run = write_run_dir(tmp_path_factory.mktemp("browser") / "run", [*cells, predict])
     _with_predict_results(run, predict)
+    write_journal(run, {c.cell_id: tuned_trials() for c in cells[:2]})
     written = build_report(run, reps=REPS)
     return run, sorted(rel for rel in written if rel.startswith("plots/"))
 
@@ -110,8 +113,8 @@ def test_every_plot_decodes_and_shows(report, tmp_path):
     run, plots = report
     seen, console = _probe(run / "report.html", tmp_path)
     assert seen["errors"] == [] and console == []
-    # every figure written (the predict stages too) is in the page
-    assert len(plots) == 8 and "plots/predict_stages.png" in plots
+    # every figure written (the predict stages and the Optuna views too) is in the page
+    assert len(plots) == 10 and {"plots/predict_stages.png", "plots/param_importances.png"} <= set(plots)
     assert len(seen["images"]) == len(plots)
     sizes = sorted((imread(run / rel).shape[1], imread(run / rel).shape[0]) for rel in plots)
     assert sorted((i["width"], i["height"]) for i in seen["images"]) == sizes
