@@ -57,7 +57,7 @@ def test_cells_of_one_run_are_listed_in_every_output(two_runs, tmp_path, capsys)
     assert data["only_in_a"] == ["myeloid-steer-Mo-A2C-adam-k2-gnn"]
     assert data["only_in_b"] == ["myeloid-steer-Mo-TRPO-adam-k2-gnn"]
 
-    md = tmp_path / "compare.md"
+    md = tmp_path / "reports" / "compare.md"  # its folder is made
     code, out, err = run_cli(["compare", str(a), str(b), "--reps", str(REPS), "--out", str(md)], capsys)
     assert code == 0, err
     text = md.read_text()
@@ -104,3 +104,11 @@ def test_runs_without_a_common_cell_name_cells_of_each(tmp_path, capsys):
     code, _, err = run_cli(["compare", str(a), str(b)], capsys)
     line = one_line_error(code, err, "no grid cell in common")
     assert "myeloid-steer-Mo-A2C-adam-k2-gnn" in line and "myeloid-steer-Mo-PPO-adam-k3-gnn" in line
+
+
+def test_an_out_file_that_cannot_be_written(two_runs, tmp_path, capsys):
+    a, b = two_runs
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code, _, err = run_cli(["compare", str(a), str(b), "--reps", str(REPS), "--out",
+                            str(tmp_path / "taken" / "compare.md")], capsys)
+    one_line_error(code, err, "cannot write")

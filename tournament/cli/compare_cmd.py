@@ -17,15 +17,21 @@ def compare_cmd(run_a, run_b, as_json, out_file, reps) -> None:
     """Final-seed mean [95% CI] of each cell in both runs, the difference B - A, and the cells of one run only."""
     from pathlib import Path
 
-    from tournament.engine.rundir import atomic_write_text
+    from envs.errors import UserInputError
+    from envs.files import atomic_write_text
     from tournament.report.compare import comparison_json, comparison_markdown, comparison_text, compare_runs
 
     cmp = compare_runs(run_a, run_b, reps=reps)
     click.echo(comparison_json(cmp) if as_json else comparison_text(cmp), nl=False)
     if out_file is not None:
-        atomic_write_text(Path(out_file), comparison_markdown(cmp))
+        out = Path(out_file)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, comparison_markdown(cmp))
+        except OSError as exc:
+            raise UserInputError(f"cannot write {out}: {exc.strerror or exc}") from exc
         if not as_json:
-            click.echo(f"written: {out_file}")
+            click.echo(f"written: {out}")
 
 
 COMMANDS = (compare_cmd,)
