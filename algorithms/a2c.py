@@ -12,6 +12,10 @@ Loss (masked mean over the batch)::
 
 RLlib's GAE connector standardises advantages; SB3's A2C does so only with
 ``normalize_advantage=True``.
+
+``sampling: flat`` (the default) samples and computes GAE through
+algorithms.flat_on_policy (arrays from the batched env) instead of PPO's episode-based
+env runners and connectors; the loss and the learner are the same.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
 
+from envs.errors import choices_error
+
 from algorithms.common import Stage, apply_common
+from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.settings import CommonSettings, key
 
@@ -48,6 +55,9 @@ class A2CSettings(CommonSettings):
     entropy_coeff: weight of the entropy bonus (SB3: ent_coef).
     vf_loss_coeff: weight of the value loss (SB3: vf_coef).
     grad_clip: global gradient-norm clip (SB3: max_grad_norm).
+    sampling: "flat" (default; algorithms.flat_on_policy) or "rllib" (PPO's env runners
+        and connectors); the same loss either way, and an env other than
+        BatchedCellFateEnv always samples through RLlib.
     """
 
     NAME: ClassVar[str] = "A2C"
@@ -66,9 +76,16 @@ class A2CSettings(CommonSettings):
     entropy_coeff: float = 0.0
     vf_loss_coeff: float = 0.5
     grad_clip: float | None = 0.5
+    sampling: str = "flat"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_KINDS:
+            raise choices_error("A2C sampling", self.sampling, SAMPLING_KINDS)
+        super().__post_init__()
 
     def apply_to(self, config: "A2CConfig") -> "A2CConfig":
         """These settings on an A2CConfig."""
+        config.on_policy_sampling(self.sampling)
         return config.training(
             train_batch_size_per_learner=self.train_batch_size,
             gamma=self.gamma,
@@ -113,7 +130,7 @@ class WholeBatchConfig(PPOConfig):
             )
 
 
-class A2CConfig(WholeBatchConfig):
+class A2CConfig(FlatOnPolicyConfigMixin, WholeBatchConfig):
     """PPOConfig run as A2C (see A2CSettings for the tournament's values); only the loss differs."""
 
     algorithm_name = "A2C"
@@ -125,8 +142,9 @@ class A2CConfig(WholeBatchConfig):
         return A2CTorchLearner
 
 
-class A2C(PPO):
-    """PPO's training_step with A2CConfig (1 epoch, whole batch) and the A2C learner."""
+class A2C(FlatOnPolicyMixin, PPO):
+    """PPO's training_step (or the flat one, algorithms.flat_on_policy) with A2CConfig
+    (1 epoch, whole batch) and the A2C learner."""
 
     @classmethod
     def get_default_config(cls) -> A2CConfig:

@@ -1,4 +1,9 @@
-"""PPO with our modules and optimizers: RLlib's PPO, our learner mixin, the settings in one place."""
+"""PPO with our modules and optimizers: RLlib's PPO, our learner mixin, the settings in one place.
+
+``sampling: flat`` (the default) runs RLlib's PPO learner and loss on batches sampled by
+algorithms.flat_on_policy (arrays from the batched env, GAE in numpy) instead of RLlib's
+episode-based env runners and connectors; ``sampling: rllib`` is RLlib's PPO unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner as RLlibPPOTorchLearner
 
+from envs.errors import choices_error
+
 from algorithms.common import Stage, apply_common
+from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.settings import CommonSettings, key
 
@@ -36,6 +44,11 @@ class PPOSettings(CommonSettings):
     vf_clip_param: clip of the value loss (SB3: clip_range_vf, there off by default).
     use_kl_loss, kl_coeff: an adaptive KL penalty on top of the clip; off, the clip does the work.
     grad_clip: global gradient-norm clip (SB3: max_grad_norm).
+    sampling: "flat" (default; algorithms.flat_on_policy: the batched env stepped into
+        arrays, GAE in numpy, every epoch a fresh shuffle) or "rllib" (RLlib's env
+        runners, episodes and connectors; kept to compare with). Either way RLlib's
+        PPO learner and loss; an env other than BatchedCellFateEnv always samples
+        through RLlib.
     """
 
     NAME: ClassVar[str] = "PPO"
@@ -52,9 +65,19 @@ class PPOSettings(CommonSettings):
     use_kl_loss: bool = False
     kl_coeff: float = 0.0
     grad_clip: float | None = 0.5
+    sampling: str = "flat"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_KINDS:
+            raise choices_error("PPO sampling", self.sampling, SAMPLING_KINDS)
+        super().__post_init__()
 
     def apply_to(self, config: PPOConfig) -> PPOConfig:
-        """These settings on an RLlib PPOConfig."""
+        """These settings on an RLlib PPOConfig (the sampling choice only on a FlatPPOConfig)."""
+        if isinstance(config, FlatOnPolicyConfigMixin):
+            config.on_policy_sampling(self.sampling)
+        elif self.sampling == "flat":
+            raise ValueError("flat sampling needs a FlatPPOConfig (algorithms.ppo.algorithm_config builds one)")
         return config.training(
             train_batch_size_per_learner=self.train_batch_size,
             minibatch_size=self.minibatch_size,
@@ -76,9 +99,24 @@ class PPOTorchLearner(OptimizerPlumbingMixin, RLlibPPOTorchLearner):
     """RLlib's PPO loss; optimizer (one over actor + critic) from the trial's settings."""
 
 
+class FlatPPOConfig(FlatOnPolicyConfigMixin, PPOConfig):
+    """PPOConfig of :class:`FlatPPO`, with ``sampling`` "flat" or "rllib"."""
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class or FlatPPO)
+
+
+class FlatPPO(FlatOnPolicyMixin, PPO):
+    """RLlib's PPO whose training_step samples through algorithms.flat_on_policy under ``sampling: flat``."""
+
+    @classmethod
+    def get_default_config(cls) -> FlatPPOConfig:
+        return FlatPPOConfig()
+
+
 def algorithm_config(trial: "TrialPlan", settings: PPOSettings) -> PPOConfig:
     """The RLlib config of a PPO trial (or stage)."""
-    return settings.apply_to(apply_common(PPOConfig(), trial, settings, PPOTorchLearner))
+    return settings.apply_to(apply_common(FlatPPOConfig(), trial, settings, PPOTorchLearner))
 
 
 def build(trial: "TrialPlan", hparams: Mapping[str, Any]) -> list[Stage]:
