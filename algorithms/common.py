@@ -23,13 +23,17 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from envs.batched_env import BatchedCellFateEnv
-from envs.cell_fate_env import env_settings
+from envs.cell_fate_env import CellFateEnv, env_settings
 from envs.errors import UserInputError, choices_error
+from envs.network import normalize_kinds
+from envs.ode.env import OdeCellFateEnv, ode_env_settings
+from envs.ode.world import ode_world
 from envs.world import load_world
 
 from algorithms.modules import MODULE_KINDS, OBSERVATION, model_config, module_class
 from algorithms.optimizer_plumbing import optimizer_settings
 from algorithms.settings import CommonSettings
+from algorithms.trial_plan import DYNAMICS
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm import Algorithm
@@ -52,17 +56,31 @@ class Stage:
     transfer: Callable[["Algorithm", "Algorithm"], None] | None = None
 
 
+def env_class(config: "TrialPlan", vectorised: bool = True) -> type:
+    """The environment class of a trial's dynamics (a Boolean world or its stochastic ODEs): what
+    the env runners step (`vectorised`), or one cell's env, for evaluation."""
+    if config.dynamics not in DYNAMICS:
+        raise choices_error("dynamics", config.dynamics, DYNAMICS)
+    if config.dynamics == "ode":
+        return OdeCellFateEnv
+    return BatchedCellFateEnv if vectorised else CellFateEnv
+
+
 def env_config(config: "TrialPlan") -> dict[str, Any]:
-    """CellFateEnv settings of a trial; the World object itself travels so workers never reload it."""
+    """The env settings of a trial; the World (ODE: the OdeWorld) object itself travels so
+    workers never rebuild it."""
     if config.module not in MODULE_KINDS:
         raise choices_error("module", config.module, MODULE_KINDS)
     observation = OBSERVATION[config.module]
     given = config.env.get("observation", observation)
     if given != observation:
         raise UserInputError(f"module {config.module} reads the {observation!r} observation, env sets {given!r}")
-    reserved = {"world", "task", "target", "max_perturb", "kinds", "seed"} & set(config.env)
+    reserved = {"world", "task", "target", "max_perturb", "kinds", "seed", "action"} & set(config.env)
     if reserved:
         raise UserInputError(f"env setting {sorted(reserved)[0]!r} belongs in the trial config itself, not in env")
+    ode = env_class(config) is OdeCellFateEnv
+    if config.action != "discrete" and not ode:
+        raise UserInputError(f"action {config.action!r} needs dynamics 'ode' (Boolean worlds have discrete perturbations)")
     cfg = {
         **config.env,
         "world": load_world(config.world),
@@ -72,7 +90,13 @@ def env_config(config: "TrialPlan") -> dict[str, Any]:
         "kinds": tuple(config.kinds),
         "observation": observation,
     }
-    env_settings(cfg)  # every value checked here, in the driver
+    if ode:
+        cfg["action"] = config.action
+        checked = ode_env_settings(cfg)  # every value checked here, in the driver
+        cfg["world"] = ode_world(checked["world"], checked["ode"])
+        cfg.pop("background", None)  # already in the OdeWorld's world
+    else:
+        env_settings(cfg)  # every value checked here, in the driver
     return cfg
 
 
@@ -97,19 +121,21 @@ def apply_common(
     `settings` supplies the CommonSettings part.
     """
     env_cfg = env_config(config)
-    world = env_cfg["world"]
-    env = env_settings(env_cfg)
+    cls = env_class(config)
+    world = env_cfg["world"].world if cls is OdeCellFateEnv else env_cfg["world"]
     options = {**config.module_options, **(module_overrides or {})}
     gpu = resolve_device(config.device) == "cuda"
     return (
         # The class itself, not a registry name: RLlib's vector_entry_point hands it
-        # num_envs, so all of a runner's envs advance in one BatchedCellFateEnv.
-        algo_config.environment(env=BatchedCellFateEnv, env_config=env_cfg)
+        # num_envs, so all of a runner's envs advance in one BatchedCellFateEnv (the ODE
+        # env is one cell, vectorised by gymnasium).
+        algo_config.environment(env=cls, env_config=env_cfg)
         .framework("torch")
         .rl_module(
             rl_module_spec=RLModuleSpec(
                 module_class=module_class(config.module),
-                model_config=model_config(world, config.task, env["kinds"], config.module, options),
+                model_config=model_config(world, config.task, normalize_kinds(config.kinds), config.module, options,
+                                          action=config.action),
             )
         )
         .env_runners(
@@ -117,7 +143,7 @@ def apply_common(
             num_envs_per_env_runner=settings.num_envs_per_env_runner,
             rollout_fragment_length=settings.rollout_fragment_length,
             # All envs of a runner advance in one array operation (envs.batched_env).
-            gym_env_vectorize_mode="vector_entry_point",
+            gym_env_vectorize_mode="vector_entry_point" if cls is BatchedCellFateEnv else "sync",
         )
         .learners(
             num_learners=0,

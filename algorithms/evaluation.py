@@ -1,4 +1,4 @@
-"""Greedy evaluation of a trained module on fresh CellFateEnv episodes, run in lockstep.
+"""Greedy evaluation of a trained module on fresh episodes (Boolean or ODE worlds), run in lockstep.
 
 All episodes advance together: one batched forward pass per step for every
 episode still running, so evaluating 100 episodes costs about as many forward
@@ -16,6 +16,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from envs.cell_fate_env import CellFateEnv
+from envs.ode.metrics import METRIC_NAMES as TRAJECTORY_METRICS
 
 
 def masked_logits(module: Any, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -31,8 +32,9 @@ def masked_logits(module: Any, observations: list[dict[str, np.ndarray]]) -> np.
 
 
 def greedy_actions(module: Any, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """argmax of the module's masked logits for a list of observations."""
-    return masked_logits(module, observations).argmax(axis=-1)
+    """The module's greedy actions for a list of observations (arg max logit, or Gaussian mean)."""
+    with torch.no_grad():
+        return module.deterministic_actions(torch.as_tensor(masked_logits(module, observations))).numpy()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -92,15 +94,28 @@ def _predict_metrics(fates: list[int], probs: list[list[np.ndarray]], labels: tu
             "fate_counts": [int(np.sum(y_true == i)) for i in seen], "stages": stages}
 
 
-def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -> dict[str, Any]:
-    """Score (steer: success rate; predict: mean per-stage accuracy), mean return, and per
-    episode the perturbations used (with the stage each was applied at) and the fate reached;
-    on the predict task also `predict_metrics` (per stage accuracy, macro-F1, AUPRC);
-    episode i is seeded seed + i."""
+def _trajectory_summary(finals: list[dict[str, Any]], start_distances: list[float]) -> tuple[float, dict[str, Any]]:
+    """Score (the mean fraction of the start distance to the target profile closed) and the
+    seed's per-episode metrics averaged (NaN episodes left out of each mean)."""
+    closed = [(d0 - f["distance"]) / d0 if d0 > 0 else 0.0 for f, d0 in zip(finals, start_distances)]
+    metrics = {name: float(np.nanmean([f[name] for f in finals])) if any(np.isfinite(f[name]) for f in finals)
+               else float("nan") for name in TRAJECTORY_METRICS}
+    return float(np.mean(closed)), {"n_episodes": len(finals), "distance_closed": float(np.mean(closed)), **metrics}
+
+
+def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int, env_class: type = CellFateEnv) -> dict[str, Any]:
+    """Score (steer: success rate; predict: mean per-stage accuracy; trajectory: mean fraction of
+    the distance to the target profile closed), mean return, and per episode the perturbations
+    used (with the stage each was applied at) and the fate reached; on the predict task also
+    `predict_metrics` (per stage accuracy, macro-F1, AUPRC), on the trajectory task
+    `trajectory_metrics` (the seed's: direction accuracy, macro-F1, AUPRC; MSE, R2, Pearson).
+    Episode i is seeded seed + i; `env_class` is CellFateEnv or envs.ode's OdeCellFateEnv."""
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    envs = [CellFateEnv(dict(env_config)) for _ in range(n_episodes)]
-    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    envs = [env_class(dict(env_config)) for _ in range(n_episodes)]
+    resets = [env.reset(seed=seed + i) for i, env in enumerate(envs)]
+    obs = [o for o, _ in resets]
+    start_distances = [float(info.get("distance", 0.0)) for _, info in resets]
     task = envs[0].task
     returns = np.zeros(n_episodes)
     finals: list[dict[str, Any] | None] = [None] * n_episodes
@@ -114,9 +129,11 @@ def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -
             if task == "predict":
                 for i, p in zip(active, _softmax(logits)):
                     stage_probs[i].append(p)
+            with torch.no_grad():
+                actions = module.deterministic_actions(torch.as_tensor(logits)).numpy()
             still = []
-            for i, action in zip(active, logits.argmax(axis=-1)):
-                obs[i], reward, terminated, truncated, info = envs[i].step(int(action))
+            for i, action in zip(active, actions):
+                obs[i], reward, terminated, truncated, info = envs[i].step(action if action.ndim else int(action))
                 returns[i] += reward
                 if terminated or truncated:
                     finals[i] = info
@@ -128,6 +145,8 @@ def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -
     out: dict[str, Any] = {}
     if task == "steer":
         score = float(np.mean([bool(f.get("success", False)) for f in finals]))
+    elif task == "trajectory":
+        score, out["trajectory_metrics"] = _trajectory_summary(finals, start_distances)
     else:
         score = float(np.mean([f.get("accuracy", 0.0) for f in finals]))
         out["predict_metrics"] = _predict_metrics([env.realized_fate for env in envs], stage_probs,
@@ -135,11 +154,18 @@ def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int) -
     return {
         "score": score,
         "episode_return_mean": float(returns.mean()),
-        # [gene, kind, stage]: the stage it was applied at (0 = before the cell developed)
-        "perturbation_sets": [[[g, k, int(st)] for (g, k), st in zip(f.get("perturbations", []),
-                                                                      f.get("perturbation_stages") or [])]
-                              if f.get("perturbation_stages") else [[g, k] for g, k in f.get("perturbations", [])]
-                              for f in finals],
+        # Boolean worlds: [gene, kind, stage], the stage it was applied at (0 = before the cell
+        # developed); ODE worlds: {gene: weight} of the last step
+        "perturbation_sets": [_perturbation_set(f) for f in finals],
         "fates": [f.get("fate") for f in finals],
         **out,
     }
+
+
+def _perturbation_set(final: dict[str, Any]) -> Any:
+    perturbations = final.get("perturbations", [])
+    if isinstance(perturbations, dict):
+        return perturbations
+    if final.get("perturbation_stages"):
+        return [[g, k, int(st)] for (g, k), st in zip(perturbations, final["perturbation_stages"])]
+    return [[g, k] for g, k in perturbations]

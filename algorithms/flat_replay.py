@@ -34,7 +34,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 # Replay columns besides the observation dicts, with their storage dtypes.
-SCALARS = {"actions": np.int64, "rewards": np.float32, "terminateds": np.bool_, "truncateds": np.bool_}
+# Actions are stored as sampled (`_actions`): int64 for a Discrete space, float32 rows for a Box.
+SCALARS = {"actions": None, "rewards": np.float32, "terminateds": np.bool_, "truncateds": np.bool_}
 INITIAL_ROWS = 4096
 
 
@@ -43,6 +44,14 @@ def _stack(value: Any) -> dict[str, np.ndarray]:
     if isinstance(value, Mapping):
         return {k: np.asarray(v) for k, v in value.items()}
     return {k: np.stack([np.asarray(o[k]) for o in value]) for k in value[0]}
+
+
+def _actions(episode: Any, length: int) -> np.ndarray:
+    """An episode's actions: (T,) int64 for a Discrete space, (T, dims) float32 for a Box."""
+    a = np.asarray(episode.get_actions())
+    if np.issubdtype(a.dtype, np.integer):
+        return a.reshape(length).astype(np.int64, copy=False)
+    return a.reshape(length, -1).astype(np.float32, copy=False)
 
 
 def transitions_from_episodes(episodes: Iterable[Any]) -> dict[str, Any] | None:
@@ -65,7 +74,7 @@ def transitions_from_episodes(episodes: Iterable[Any]) -> dict[str, Any] | None:
             {
                 "obs": {k: v[:length] for k, v in obs.items()},
                 "next_obs": {k: v[1 : length + 1] for k, v in obs.items()},
-                "actions": np.asarray(episode.get_actions()).reshape(length),
+                "actions": _actions(episode, length),
                 "rewards": np.asarray(episode.get_rewards(), dtype=np.float32).reshape(length),
                 "terminateds": terminated,
                 "truncateds": truncated,
@@ -194,8 +203,8 @@ def _tail(rows: Mapping[str, Any], n: int) -> dict[str, Any]:
 def sac_train_batch(rows: Mapping[str, Any], device: torch.device | str = "cpu") -> MultiAgentBatch:
     """A MultiAgentBatch of the default module holding what RLlib's SAC loss reads, as tensors on `device`.
 
-    Dtypes as RLlib's SAC learner connector makes them (actions int64 here; the loss
-    casts them to int64 anyway); ``weights`` (importance weights of a prioritised
+    Dtypes as RLlib's SAC learner connector makes them (discrete actions int64 here, the loss
+    casts them to int64 anyway; continuous ones float32); ``weights`` (importance weights of a prioritised
     buffer) are 1 and ``n_step`` is 1, as from RLlib's uniform buffer with n_step=1."""
     n = len(rows["rewards"])
 

@@ -40,13 +40,19 @@ ALGORITHMS: dict[str, Builder] = {
     "LoRA_staged": lora.build,
 }
 ALGORITHM_NAMES = tuple(ALGORITHMS)
+# The algorithms built and tested for continuous actions (the ODE worlds' gene weights): PPO with a
+# Gaussian policy, SAC with a tanh-squashed one.
+CONTINUOUS_ALGORITHMS = ("PPO", "SAC")
 
-__all__ = ["ALGORITHMS", "ALGORITHM_NAMES", "MODULE_KINDS", "Stage", "algorithm_stages", "build_algorithm_config"]
+__all__ = ["ALGORITHMS", "ALGORITHM_NAMES", "CONTINUOUS_ALGORITHMS", "MODULE_KINDS", "Stage", "algorithm_stages", "build_algorithm_config"]
 
 
 def _stages(config: "TrialPlan", name: str, hparams: Mapping[str, Any]) -> list[Stage]:
     if name not in ALGORITHMS:
         raise choices_error("algorithm", name, ALGORITHM_NAMES)
+    if config.action == "continuous" and name not in CONTINUOUS_ALGORITHMS:
+        raise UserInputError(f"algorithm {name} has no continuous-action form; with action continuous use one of: "
+                             f"{', '.join(CONTINUOUS_ALGORITHMS)}")
     return ALGORITHMS[name](config, hparams)
 
 

@@ -1,4 +1,5 @@
-"""SAC for discrete actions (Christodoulou 2019) with our modules, our optimizers and a flat replay path.
+"""SAC for discrete actions (Christodoulou 2019) and for continuous gene weights (Haarnoja et al.
+2018, the ODE worlds) with our modules, our optimizers and a flat replay path.
 
 RLlib's SAC (new API stack) does the sampling, the losses and the learner; this file
 adds what our modules need for it and a faster replay:
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from ray.rllib.algorithms.sac import SAC, SACConfig
 from ray.rllib.algorithms.sac.sac_learner import (
+    ACTION_DIST_INPUTS_NEXT,
     ACTION_LOG_PROBS,
     ACTION_LOG_PROBS_NEXT,
     ACTION_PROBS,
@@ -49,6 +51,7 @@ from ray.rllib.algorithms.sac.sac_learner import (
 )
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner as RLlibSACTorchLearner
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import (
@@ -200,9 +203,21 @@ class SACSettings(CommonSettings):
 
 
 class SACModuleMixin:
-    """SAC-discrete forward pass over a CellFateModule built with ``q_heads=2``."""
+    """SAC's forward pass over a CellFateModule built with ``q_heads=2``: discrete (per-action
+    Q-values, exact expectations over the masked softmax) or continuous (gene weights through
+    a tanh-squashed Gaussian, Q(s, a) of a reparameterised sample, as RLlib's and SB3's SAC)."""
+
+    def get_inference_action_dist_cls(self) -> type:
+        return TorchSquashedGaussian if self.continuous else super().get_inference_action_dist_cls()
+
+    def deterministic_actions(self, dist_inputs: torch.Tensor) -> torch.Tensor:
+        if self.continuous:  # the squashed mean (RLlib's to_deterministic gives the unsquashed one)
+            return torch.tanh(dist_inputs[..., : self.n_actions])
+        return super().deterministic_actions(dist_inputs)
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if self.continuous:
+            return self._forward_train_continuous(batch)
         current = {Columns.OBS: batch[Columns.OBS]}
         following = {Columns.OBS: batch[Columns.NEXT_OBS]}
         logits = self.action_logits(current)
@@ -220,6 +235,39 @@ class SACModuleMixin:
             QF_PREDS: self.compute_q_values(current, 0),
             QF_TWIN_PREDS: self.compute_q_values(current, 1),
             QF_TARGET_NEXT: target_next,
+        }
+
+
+    def _forward_train_continuous(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """What RLlib's continuous SAC loss reads (its DefaultSACTorchRLModule's keys)."""
+        obs, taken = batch[Columns.OBS], batch[Columns.ACTIONS]
+        dist_cls = self.get_train_action_dist_cls()
+        inputs = self.action_logits({Columns.OBS: obs})
+        resampled, logp = dist_cls.from_logits(inputs).rsample_and_logp()
+        with torch.no_grad():
+            inputs_next = self.action_logits({Columns.OBS: batch[Columns.NEXT_OBS]})
+            next_actions, logp_next = dist_cls.from_logits(inputs_next).sample_and_logp()
+            target_next = self.forward_target({Columns.OBS: batch[Columns.NEXT_OBS], Columns.ACTIONS: next_actions})
+        # Q of the resampled actions for the actor loss: gradients reach the policy through the
+        # action, never the Q-networks (RLlib's straight-through pass).
+        q_params = [p for i in range(len(self.qf_heads)) for p in self.q_parameters(i)]
+        for p in q_params:
+            p.requires_grad_(False)
+        try:
+            q_curr = self.compute_q_values({Columns.OBS: obs, Columns.ACTIONS: resampled})
+        finally:
+            for p in q_params:
+                p.requires_grad_(True)
+        taken_batch = {Columns.OBS: obs, Columns.ACTIONS: taken}
+        return {
+            Columns.ACTION_DIST_INPUTS: inputs,
+            ACTION_DIST_INPUTS_NEXT: inputs_next,
+            QF_PREDS: self.compute_q_values(taken_batch, 0),
+            QF_TWIN_PREDS: self.compute_q_values(taken_batch, 1),
+            "logp_resampled": logp,
+            "logp_next_resampled": logp_next,
+            "q_curr": q_curr,
+            "q_target_next": target_next,
         }
 
 

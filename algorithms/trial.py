@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-from algorithms.common import STATE_FILE, Stage, env_config, learner_module, saved_stage_dir, stage_dir
+from algorithms.common import STATE_FILE, Stage, env_class, env_config, learner_module, saved_stage_dir, stage_dir
 from algorithms.evaluation import evaluate_module
 from algorithms.registry import algorithm_stages
 from algorithms.settings import CommonSettings, common_part
@@ -124,8 +124,8 @@ class TrialRunner:
         return learner_module(self.algo)
 
     def evaluate(self, n_episodes: int, seed: int) -> dict[str, Any]:
-        """Greedy (argmax) policy on fresh episodes seeded seed, seed + 1, ..."""
-        return evaluate_module(self.module(), self._env_config, n_episodes, seed)
+        """Greedy policy (arg max, or the Gaussian mean) on fresh episodes seeded seed, seed + 1, ..."""
+        return evaluate_module(self.module(), self._env_config, n_episodes, seed, env_class(self.config, vectorised=False))
 
     # ---- checkpoints ------------------------------------------------------------------
 

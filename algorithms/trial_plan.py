@@ -15,6 +15,10 @@ from typing import Any
 
 from envs.errors import choices_error
 
+# How a world's cells change: "boolean" (envs.batched_env.BatchedCellFateEnv) or "ode" (the same
+# rules as BoolODE-style stochastic ODEs, envs.ode.env.OdeCellFateEnv).
+DYNAMICS = ("boolean", "ode")
+
 
 @dataclass(frozen=True)
 class TrialPlan:
@@ -23,7 +27,9 @@ class TrialPlan:
     target: str | None = None  # steer: target fate
     max_perturb: int = 2
     kinds: tuple[str, ...] = ("knockout", "overexpression")
-    env: dict = field(default_factory=dict)  # other CellFateEnv settings
+    env: dict = field(default_factory=dict)  # other CellFateEnv (or OdeCellFateEnv) settings
+    dynamics: str = "boolean"  # a name in DYNAMICS: the Boolean world itself, or its stochastic ODEs
+    action: str = "discrete"  # discrete | continuous (a Box of gene weights; ODE worlds only)
     algorithm: str = "PPO"  # a name in algorithms.registry.ALGORITHM_NAMES
     module: str = "gnn"  # gnn | mlp
     module_options: dict = field(default_factory=dict)  # e.g. {"conv": "gat", "layers": 2, "hidden": 64, "heads": 2}

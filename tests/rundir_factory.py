@@ -2,7 +2,9 @@
 
 The files follow the run-directory contract the runner writes (spec.yaml, manifest.json,
 status.json, oracle.json, trials.csv, curves.csv, final_scores.csv), so the report is tested
-on numbers whose statistics can be worked out by hand.
+on numbers whose statistics can be worked out by hand. The tables have the first release's
+columns (without tournament.engine.rundir.ADDED_COLUMNS), so every report test also reads a
+run directory an older version wrote.
 """
 
 from __future__ import annotations

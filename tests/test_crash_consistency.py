@@ -248,7 +248,7 @@ def small_tmpfs(tmp_path: Path, size: str = "64k"):
 def test_a_full_disk_keeps_every_complete_record(tmp_path):
     with small_tmpfs(tmp_path, "64k") as mnt:
         table = AppendTable(mnt / "trials.csv", TRIAL_COLUMNS, root=mnt)
-        row = {c: "x" for c in TRIAL_COLUMNS} | {"phase": "tune", "task": "steer", "max_perturb": 2, "seed": 1,
+        row = {c: "x" for c in TRIAL_COLUMNS} | {"phase": "tune", "task": "steer", "action": "discrete", "max_perturb": 2, "seed": 1,
                                                  "hparams": json.dumps({"lr": 1e-3, "pad": "p" * 300}), "status": "ok",
                                                  "score": 0.5, "normalized_score": None, "env_steps": 800,
                                                  "steps_to_90": None, "cpu_seconds": 1.5, "wall_seconds": 2.0}

@@ -12,6 +12,7 @@ from typing import Any
 
 from envs.cell_fate_env import N_NODE_FEATURES
 from envs.errors import UserInputError, choices_error
+from envs.ode.env import ACTIONS, TASKS
 from envs.world import World
 
 from algorithms.modules.base import MASKED_LOGIT, CellFateModule, Encoded, apply_action_mask
@@ -41,9 +42,14 @@ def module_class(kind: str) -> type[CellFateModule]:
 
 
 def model_config(
-    world: World, task: str, kinds: tuple[str, ...], kind: str = "gnn", options: dict | None = None
+    world: World, task: str, kinds: tuple[str, ...], kind: str = "gnn", options: dict | None = None,
+    action: str = "discrete",
 ) -> dict[str, Any]:
-    """The module's model_config for `world`; unknown or bad options raise UserInputError."""
+    """The module's model_config for `world`; unknown or bad options raise UserInputError.
+
+    `action` "continuous" (the ODE worlds' Box of gene weights) makes n_actions the number of
+    genes and the heads Gaussian (algorithms.modules.gaussian); the trajectory task's heads are
+    the steer task's (its actions are perturbations too)."""
     module_class(kind)
     defaults = DEFAULT_OPTIONS[kind]
     options = dict(options or {})
@@ -62,15 +68,25 @@ def model_config(
         if cfg["conv"] == "gat" and cfg["hidden"] % cfg["heads"]:
             raise UserInputError(f"GAT heads ({cfg['heads']}) must divide hidden ({cfg['hidden']})")
     n = world.n_genes
-    if task not in ("steer", "predict"):
-        raise choices_error("task", task, ("steer", "predict"))
+    if task not in TASKS:
+        raise choices_error("task", task, TASKS)
+    if action not in ACTIONS:
+        raise choices_error("action", action, ACTIONS)
+    head_task = "predict" if task == "predict" else "steer"
+    if action == "continuous" and head_task == "predict":
+        raise UserInputError("the predict task's action is a fate (discrete); use action: discrete")
     edge_index, edge_sign = world.edge_index()  # between genes: a multi-valued gene is one node
+    if action == "continuous":
+        n_actions = n
+    else:
+        n_actions = 1 + n * len(kinds) if head_task == "steer" else len(world.fate_labels)
     cfg.update(
-        task=task,
+        task=head_task,
+        action=action,
         n_genes=n,
         n_kinds=len(kinds),
         n_fates=len(world.fates),
-        n_actions=1 + n * len(kinds) if task == "steer" else len(world.fate_labels),
+        n_actions=n_actions,
         node_features=N_NODE_FEATURES,
         edge_index=edge_index.tolist(),
         edge_sign=edge_sign.tolist(),

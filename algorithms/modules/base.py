@@ -28,6 +28,13 @@ Q-net ``i``, and :meth:`make_target_networks` / :meth:`get_target_network_pairs`
 minimum over the twin target nets), so a SAC module is
 ``class GNNSACModule(GNNModule, QNetAPI, TargetNetworkAPI)`` with no new code.
 
+Continuous actions (``model_config["action"] == "continuous"``, the ODE worlds' Box of gene
+weights): the action head returns a (mean, log_std) pair per gene instead of logits,
+:meth:`action_logits` returns RLlib's diagonal-Gaussian inputs ``[mean ; log_std]`` with
+the masked genes fixed (``algorithms.modules.gaussian``), and the Q-heads
+(``make_q_head``) read the action: :meth:`compute_q_values` returns Q(s, a) (B,) for
+``batch[ACTIONS]``.
+
 Env runners build the module with ``inference_only=True`` and keep the actor
 only (RLlib's InferenceOnlyAPI), so weight syncs carry half the parameters.
 
@@ -75,6 +82,20 @@ def apply_action_mask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0.5, logits, torch.full_like(logits, MASKED_LOGIT))
 
 
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's clamp of a state-dependent log_std
+# log_std of a gene the mask rules out (std 0.1): a constant, so it only shifts log-probabilities.
+MASKED_LOG_STD = -2.3
+
+
+def gaussian_inputs(mean: torch.Tensor, log_std: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RLlib's diagonal-Gaussian inputs [mean ; clamped log_std] (B, 2n); genes with mask 0 get
+    mean 0 and MASKED_LOG_STD, a constant in every log-probability and no gradient."""
+    on = mask > 0.5
+    mean = torch.where(on, mean, torch.zeros_like(mean))
+    log_std = torch.where(on, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX), torch.full_like(log_std, MASKED_LOG_STD))
+    return torch.cat([mean, log_std], dim=-1)
+
+
 class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     """Base class of GNNModule and MLPModule; see the module docstring for the layout.
 
@@ -92,14 +113,22 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     def make_action_head(self) -> nn.Module:
         raise NotImplementedError
 
+    def make_q_head(self) -> nn.Module:
+        """A Q-network's head: per-action values (discrete) or Q(s, a) (continuous)."""
+        return self.make_action_head()
+
     # ---- construction -------------------------------------------------------------------
 
     def setup(self) -> None:
         cfg = self.model_config
         self.task: str = cfg["task"]
         self.n_actions: int = int(cfg["n_actions"])
-        if self.action_space is not None and getattr(self.action_space, "n", self.n_actions) != self.n_actions:
-            raise ValueError(f"model_config says {self.n_actions} actions, the action space has {self.action_space.n}")
+        self.continuous = cfg.get("action", "discrete") == "continuous"
+        space = self.action_space
+        if space is not None:
+            given = int(space.shape[0]) if self.continuous else getattr(space, "n", self.n_actions)
+            if given != self.n_actions:
+                raise ValueError(f"model_config says {self.n_actions} actions, the action space {space} has {given}")
         self.pi_encoder = self.make_encoder()
         self.pi_head = self.make_action_head()
         self.share_encoder = bool(cfg.get("share_encoder", False))
@@ -107,7 +136,7 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         self.vf_head = mlp([self.embedding_dim, self.embedding_dim, 1])
         n_q = int(cfg.get("q_heads", 0))
         self.qf_encoders = nn.ModuleList(self.make_encoder() for _ in range(n_q))
-        self.qf_heads = nn.ModuleList(self.make_action_head() for _ in range(n_q))
+        self.qf_heads = nn.ModuleList(self.make_q_head() for _ in range(n_q))
 
     def get_non_inference_attributes(self) -> list[str]:
         """Env runners only act: they get the actor, never the critic or Q-networks."""
@@ -144,18 +173,30 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
             raise ValueError("cell-fate modules need the Dict observation {'x', 'action_mask'}")
         return obs
 
+    def _dist_inputs(self, encoded: Encoded, mask: torch.Tensor) -> torch.Tensor:
+        if self.continuous:
+            return gaussian_inputs(*self.pi_head(encoded), mask)
+        return apply_action_mask(self.pi_head(encoded), mask)
+
     def action_logits(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Masked policy logits (B, n_actions); differentiable in actor parameters only."""
+        """Masked policy logits (B, n_actions), or Gaussian inputs (B, 2 n_genes) for continuous
+        actions; differentiable in actor parameters only."""
         obs = self._obs(batch)
-        return apply_action_mask(self.pi_head(self.pi_encoder(obs)), obs["action_mask"])
+        return self._dist_inputs(self.pi_encoder(obs), obs["action_mask"])
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.action_logits(batch)}
 
+    def deterministic_actions(self, dist_inputs: torch.Tensor) -> torch.Tensor:
+        """The greedy action of each row of dist inputs: the arg max logit, or the Gaussian mean."""
+        if self.continuous:
+            return dist_inputs[..., : self.n_actions]
+        return dist_inputs.argmax(dim=-1)
+
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         obs = self._obs(batch)
         encoded = self.pi_encoder(obs)
-        out = {Columns.ACTION_DIST_INPUTS: apply_action_mask(self.pi_head(encoded), obs["action_mask"])}
+        out = {Columns.ACTION_DIST_INPUTS: self._dist_inputs(encoded, obs["action_mask"])}
         if self.share_encoder:
             # Saves PPO's value loss a second encoder pass.
             out[Columns.EMBEDDINGS] = encoded.pooled
@@ -175,12 +216,17 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         if not len(heads):
             raise ValueError("this module has no Q-networks; build it with model_config['q_heads'] >= 1")
         chosen = range(len(heads)) if index is None else [index]
-        qs = [heads[i](encoders[i](obs)) for i in chosen]
+        if self.continuous:
+            actions = batch[Columns.ACTIONS]
+            qs = [heads[i](encoders[i](obs), actions) for i in chosen]
+        else:
+            qs = [heads[i](encoders[i](obs)) for i in chosen]
         return torch.stack(qs).min(dim=0).values if len(qs) > 1 else qs[0]
 
     def compute_q_values(self, batch: dict[str, Any], index: int | None = None) -> torch.Tensor:
-        """Q(s, a) for every action, (B, n_actions), unmasked: from net `index`, or the
-        minimum over all nets when `index` is None (clipped double-Q)."""
+        """Q(s, a) for every action, (B, n_actions), unmasked (continuous: Q(s, batch[ACTIONS]),
+        (B,)): from net `index`, or the minimum over all nets when `index` is None (clipped
+        double-Q)."""
         return self._q(batch, self.qf_encoders, self.qf_heads, index)
 
     def make_target_networks(self) -> None:
@@ -194,5 +240,5 @@ class CellFateModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
         return [(self.qf_encoders, self.target_qf_encoders), (self.qf_heads, self.target_qf_heads)]
 
     def forward_target(self, batch: dict[str, Any], index: int | None = None) -> torch.Tensor:
-        """Target Q-values (B, n_actions), minimum over the target nets by default."""
+        """Target Q-values (B, n_actions; continuous (B,)), minimum over the target nets by default."""
         return self._q(batch, self.target_qf_encoders, self.target_qf_heads, index)

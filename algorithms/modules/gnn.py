@@ -34,6 +34,8 @@ Heads (``hidden`` = H, pooled g = tanh(W [mean_i h_i ; max_i h_i])):
   logit(other) = MLP(g). Fates are scored by their signatures, so this head
   too is independent of the world's size and number of fates.
 - value: MLP(g).
+- continuous actions (ODE worlds): a Gaussian over each gene's weight from [h_i ; g], and
+  Q(s, a) reading each gene's weight beside h_i (``algorithms.modules.gaussian``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch
 from torch import nn
 
 from algorithms.modules.base import CellFateModule, Encoded, mlp
+from algorithms.modules.gaussian import GeneActionQHead, GeneGaussianHead
 
 CONVS = ("gat", "gcn", "sage")
 BACKENDS = ("auto", "sparse", "dense")
@@ -203,7 +206,10 @@ class GNNModule(CellFateModule):
             raise ValueError(f"conv must be one of {CONVS} and backend one of {BACKENDS}")
         if cfg["conv"] == "gat" and int(cfg["hidden"]) % int(cfg["heads"]):
             raise ValueError(f"GAT heads ({cfg['heads']}) must divide hidden ({cfg['hidden']})")
-        expected = 1 + cfg["n_genes"] * cfg["n_kinds"] if cfg["task"] == "steer" else cfg["n_fates"] + 1
+        if cfg.get("action") == "continuous":
+            expected = cfg["n_genes"]
+        else:
+            expected = 1 + cfg["n_genes"] * cfg["n_kinds"] if cfg["task"] == "steer" else cfg["n_fates"] + 1
         if expected != cfg["n_actions"]:
             raise ValueError(f"GNN heads give {expected} actions, the environment has {cfg['n_actions']}")
         super().setup()
@@ -213,6 +219,11 @@ class GNNModule(CellFateModule):
 
     def make_action_head(self) -> nn.Module:
         cfg = self.model_config
+        if self.continuous:
+            return GeneGaussianHead(int(cfg["hidden"]))
         if cfg["task"] == "steer":
             return SteerNodeHead(int(cfg["hidden"]), int(cfg["n_kinds"]))
         return FateSignatureHead(int(cfg["hidden"]), np.asarray(cfg["signatures"]))
+
+    def make_q_head(self) -> nn.Module:
+        return GeneActionQHead(int(self.model_config["hidden"])) if self.continuous else self.make_action_head()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from algorithms.modules.base import CellFateModule, Encoded, mlp
+from algorithms.modules.gaussian import PooledActionQHead, PooledGaussianHead
 
 
 class FlatEncoder(nn.Module):
@@ -37,7 +38,12 @@ class MLPModule(CellFateModule):
         return FlatEncoder(int(cfg["n_genes"]) * int(cfg["node_features"]), int(cfg["hidden"]), int(cfg["layers"]))
 
     def make_action_head(self) -> nn.Module:
+        if self.continuous:
+            return PooledGaussianHead(self.embedding_dim, self.n_actions)
         return _PooledHead(self.embedding_dim, self.n_actions)
+
+    def make_q_head(self) -> nn.Module:
+        return PooledActionQHead(self.embedding_dim, self.n_actions) if self.continuous else self.make_action_head()
 
 
 class _PooledHead(nn.Module):

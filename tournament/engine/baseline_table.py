@@ -65,7 +65,8 @@ def _json_safe(value: Any) -> Any:
 def compute_baselines(spec: TournamentSpec, cells: list[Cell], path: "str | Path") -> dict[str, dict]:
     """baselines.json: key (as oracle.json's) -> the task's typed columns and one result per baseline."""
     table: dict[str, dict] = read_json(path, {}) or {}
-    for cell in cells if spec.baselines.names else []:
+    # The baselines score sets on the Boolean world's simulator; an ODE world has none yet.
+    for cell in cells if spec.baselines.names and spec.dynamics != "ode" else []:
         key = cell.oracle_key
         if cell.task != "steer" or key in table:
             continue

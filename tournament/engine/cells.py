@@ -1,6 +1,6 @@
 """Grid cells: the product of the spec's axes, each with a stable readable id.
 
-A cell is one (world, task, target, algorithm, optimizer, MAX_PERTURB, module) combination; it
+A cell is one (world, task, target, algorithm, optimizer, MAX_PERTURB, module, action) combination; it
 owns one Optuna study (named by its id) and one leaderboard row. `trial_plan` turns a cell plus
 sampled hyperparameters and a seed into an `algorithms.trial_plan.TrialPlan`. The cell id and
 the oracle key are derived here and only here; readers use the typed columns, never the id.
@@ -33,12 +33,15 @@ class Cell:
     optimizer: str
     max_perturb: int
     module: str
+    action: str = "discrete"
 
     @property
     def cell_id(self) -> str:
-        """e.g. myeloid-steer-Mo-PPO-adam-k2-gnn (predict cells have no target part)."""
+        """e.g. myeloid-steer-Mo-PPO-adam-k2-gnn (predict cells have no target part; continuous-action
+        cells end in -continuous)."""
         parts = [self.world_name, self.task] + ([self.target] if self.task == "steer" else [])
         parts += [self.algorithm, self.optimizer, f"k{self.max_perturb}", self.module]
+        parts += [self.action] if self.action != "discrete" else []
         return "-".join(_slug(str(p)) for p in parts)
 
     @property
@@ -71,6 +74,8 @@ class Cell:
             max_perturb=int(self.max_perturb),
             kinds=tuple(spec.kinds),
             env=dict(spec.env),
+            dynamics=spec.dynamics,
+            action=self.action,
             algorithm=self.algorithm,
             module=self.module,
             module_options=dict(spec.module_settings.get(self.module, {})),
@@ -124,11 +129,15 @@ def expand_grid(spec: TournamentSpec) -> list[Cell]:
         for task in spec.task:
             targets = spec.targets_for(world, w.fates) if task == "steer" else [None]
             for target in targets:
+                # the predict task's action is a fate: its cells take the discrete action only
+                actions = ["discrete"] if task == "predict" else spec.grid.action
                 for algorithm in spec.grid.algorithm:
                     for optimizer in spec.grid.optimizer:
                         for k in spec.grid.max_perturb:
                             for module in spec.grid.module:
-                                cells.append(Cell(world, w.name, task, target, algorithm, optimizer, int(k), module))
+                                for action in actions:
+                                    cells.append(Cell(world, w.name, task, target, algorithm, optimizer, int(k), module,
+                                                      action))
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

@@ -9,7 +9,8 @@ Which optimum an entry holds, in its `reference` field:
   policy may do better: it is the true optimum only where timing cannot help);
 - "oracle lower bound": the best time-0 set a bounded search found (Monte-Carlo or beam);
 - none, for pulsed perturbations on a world too large for the dynamic programme (a time-0 set
-  with permanent pins is another task), so the leaderboard's reference is the best entry.
+  with permanent pins is another task) and for ODE worlds (spec.dynamics: ode), so the
+  leaderboard's reference is the best entry.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def compute_oracle(spec: TournamentSpec, cells: list[Cell], path: "str | Path") 
         if key in oracle:
             continue
         try:
-            if cell.task == "steer":
+            if spec.dynamics == "ode":
+                # the exact chains and the Bayes-optimal predictor are the Boolean world's, not its ODEs'
+                entry = {"optimum": None, "exact": False, "reference": "none", "baseline": {}, "best": [],
+                         "method": "none for ODE worlds: the oracle solves the Boolean chain; the reference is the best entry"}
+            elif cell.task == "steer":
                 entry = _steer_entry(spec, cell)
                 _warn_if_default(cell, entry)
             else:

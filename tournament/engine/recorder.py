@@ -14,6 +14,8 @@ from tournament.engine.progress import ProgressDisplay, ProgressTracker, cost_gr
 from tournament.engine.rundir import (
     CURVE_COLUMNS,
     FINAL_COLUMNS,
+    PREDICT_COLUMNS,
+    TRAJECTORY_COLUMNS,
     TRIAL_COLUMNS,
     AppendTable,
     RunDirWriteError,
@@ -33,6 +35,30 @@ log = logging.getLogger("tournament")
 
 def _num(x: Any) -> float | None:
     return float(x) if is_finite_number(x) else None
+
+
+def _json_field(result: dict, key: str) -> dict:
+    try:
+        value = json.loads(result.get(key) or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def task_metrics(result: dict) -> dict[str, float | None]:
+    """final_scores.csv's task metric columns from a trial's last result: the predict trial's
+    `predict_metrics` (per stage, algorithms.evaluation) as each metric's mean over the stages,
+    the trajectory trial's `trajectory_metrics` as they are; None where the trial has none."""
+    out: dict[str, float | None] = dict.fromkeys((*PREDICT_COLUMNS, *TRAJECTORY_COLUMNS))
+    stages = [s for s in _json_field(result, "predict_metrics").get("stages") or [] if isinstance(s, dict)]
+    for column in PREDICT_COLUMNS:
+        values = [float(s[column.removeprefix("predict_")]) for s in stages
+                  if is_finite_number(s.get(column.removeprefix("predict_")))]
+        out[column] = sum(values) / len(values) if values else None
+    trajectory = _json_field(result, "trajectory_metrics")
+    for column in TRAJECTORY_COLUMNS:
+        out[column] = _num(trajectory.get(column.removeprefix("trajectory_")))
+    return out
 
 
 def _error_line(trial: Any) -> str:
@@ -139,7 +165,8 @@ class RunDirCallback(_tune_callback_base()):
                     "normalized_score": row["normalized_score"],
                     "steps_to_90": row["steps_to_90"],
                     "cpu_seconds": row["cpu_seconds"],
-                    "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task == "steer" else "",
+                    "perturbation_sets": result.get("perturbation_sets", "[]") if cell.task != "predict" else "",
+                    **task_metrics(result),
                 }])
             self._tables["trials"].append([row])
             self.recorded.add(key)

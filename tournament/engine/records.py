@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tournament.engine.rundir import ADDED_COLUMNS, PREDICT_COLUMNS, TRAJECTORY_COLUMNS, legacy_columns
+
 
 @dataclass(frozen=True)
 class Damage:
@@ -46,6 +48,7 @@ class Table:
     damage: list[Damage] = field(default_factory=list)
     exists: bool = False
     good_end: int = 0  # byte offset just past the last good line (header included)
+    filled: dict[str, str] = field(default_factory=dict)  # added columns an older table lacks, with their values
 
 
 def _is_float(v: str) -> bool:
@@ -81,12 +84,13 @@ _KINDS: dict[str, tuple[Callable[[str], bool], bool, str]] = {
     "json": (_is_json, False, "JSON"),
     "json?": (_is_json, True, "JSON or empty"),
     "phase": (lambda v: v in ("tune", "final"), False, "tune or final"),
-    "task": (lambda v: v in ("steer", "predict"), False, "steer or predict"),
+    "task": (lambda v: v in ("steer", "predict", "trajectory"), False, "steer, predict or trajectory"),
+    "action": (lambda v: v in ("discrete", "continuous"), False, "discrete or continuous"),
     "status": (lambda v: v in ("ok", "failed"), False, "ok or failed"),
 }
 
 _CELL_KINDS = {"world": "id", "task": "task", "target": "str", "algorithm": "id", "optimizer": "id",
-               "max_perturb": "int", "module": "id"}
+               "max_perturb": "int", "module": "id", "action": "action"}
 TABLE_KINDS: dict[str, dict[str, str]] = {
     "trials.csv": {"trial_id": "id", "phase": "phase", "cell_id": "id", **_CELL_KINDS, "seed": "int",
                    "hparams": "json", "status": "status", "fail_reason": "str", "score": "num?",
@@ -96,7 +100,8 @@ TABLE_KINDS: dict[str, dict[str, str]] = {
                    "env_steps": "num?", "stage": "str", "episode_return_mean": "num?", "eval_score": "num?",
                    "frac_lr_max": "num?", "lr_mean": "num?"},
     "final_scores.csv": {"cell_id": "id", **_CELL_KINDS, "seed": "int", "score": "num?", "normalized_score": "num?",
-                         "steps_to_90": "num?", "cpu_seconds": "num?", "perturbation_sets": "json?"},
+                         "steps_to_90": "num?", "cpu_seconds": "num?", "perturbation_sets": "json?",
+                         **{c: "num?" for c in (*PREDICT_COLUMNS, *TRAJECTORY_COLUMNS)}},
 }
 
 
@@ -176,6 +181,12 @@ def read_table(path: "str | Path", columns: tuple[str, ...] | None = None, name:
         if text.endswith("\r"):
             text = text[:-1]
         if i == 0:
+            if text == ",".join(legacy_columns(columns)) and terminated and legacy_columns(columns) != columns:
+                # an older version's table: its records read with the added columns' values
+                columns = legacy_columns(columns)
+                table.filled = {c: v for c, v in ADDED_COLUMNS.items() if c in table.columns}
+                table.good_end = offset
+                continue
             if text != header or not terminated:
                 found = "a header cut short" if header.startswith(text) and not terminated else f"header {_show(text)}"
                 # a wrong header makes every record after it suspect: nothing is read
@@ -194,7 +205,7 @@ def read_table(path: "str | Path", columns: tuple[str, ...] | None = None, name:
             table.damage.append(Damage(name, lineno, f"{problem}: {_show(text)}", _expected_row(fields, columns, kinds),
                                        last, start))
             continue
-        table.rows.append(dict(zip(columns, fields)))
+        table.rows.append({**table.filled, **dict(zip(columns, fields))} if table.filled else dict(zip(columns, fields)))
         table.lines.append(lineno)
         if not table.damage:
             table.good_end = offset

@@ -30,20 +30,36 @@ from typing import Any
 
 from envs.errors import UserInputError
 from envs.files import atomic_write_text as _atomic_write_text
+from envs.ode.metrics import METRIC_NAMES as TRAJECTORY_METRICS
 
 TRIAL_COLUMNS = (
     "trial_id", "phase", "cell_id", "world", "task", "target", "algorithm", "optimizer", "max_perturb",
-    "module", "seed", "hparams", "status", "fail_reason", "score", "normalized_score", "env_steps",
+    "module", "action", "seed", "hparams", "status", "fail_reason", "score", "normalized_score", "env_steps",
     "steps_to_90", "cpu_seconds", "wall_seconds", "node_id",
 )
 CURVE_COLUMNS = (
     "trial_id", "phase", "cell_id", "seed", "iteration", "env_steps", "stage", "episode_return_mean",
     "eval_score", "frac_lr_max", "lr_mean",
 )
+# A final seed's task metrics beside its score (empty for the other tasks): predict, each metric's
+# mean over the stages; trajectory, the fraction of the distance closed and the seed's metrics.
+PREDICT_COLUMNS = ("predict_accuracy", "predict_macro_f1", "predict_auprc")
+TRAJECTORY_COLUMNS = tuple(f"trajectory_{m}" for m in ("distance_closed", *TRAJECTORY_METRICS))
 FINAL_COLUMNS = (
-    "cell_id", "world", "task", "target", "algorithm", "optimizer", "max_perturb", "module", "seed",
-    "score", "normalized_score", "steps_to_90", "cpu_seconds", "perturbation_sets",
+    "cell_id", "world", "task", "target", "algorithm", "optimizer", "max_perturb", "module", "action", "seed",
+    "score", "normalized_score", "steps_to_90", "cpu_seconds", "perturbation_sets", *PREDICT_COLUMNS,
+    *TRAJECTORY_COLUMNS,
 )
+
+# Columns added to the tables after run directories were first written, with the value a table
+# without them means: such a table reads with it filled in and is rewritten with the column before
+# its next append (AppendTable), so a run started by an older version resumes.
+ADDED_COLUMNS = {"action": "discrete", **{c: "" for c in (*PREDICT_COLUMNS, *TRAJECTORY_COLUMNS)}}
+
+
+def legacy_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """`columns` without the ADDED_COLUMNS: the header an older run directory's table has."""
+    return tuple(c for c in columns if c not in ADDED_COLUMNS)
 
 
 def now_iso() -> str:
@@ -213,12 +229,30 @@ class AppendTable:
         self.path, self.columns, self.root = Path(path), tuple(columns), root
         self._header = (",".join(self.columns) + "\n").encode("utf-8")
 
+        self._checked = False
+
+    def _upgrade_legacy(self) -> None:
+        """Rewrite (atomically) a table an older version wrote without the ADDED_COLUMNS."""
+        self._checked = True
+        legacy = legacy_columns(self.columns)
+        if legacy == self.columns or not self.path.is_file():
+            return
+        with open(self.path, "rb") as fh:
+            first = fh.readline().rstrip(b"\r\n").decode("utf-8", errors="replace")
+        if first != ",".join(legacy):
+            return
+        atomic_write_csv(self.path, self.columns, [{**ADDED_COLUMNS, **row} for row in read_csv(self.path)])
+
     def append(self, rows: list[dict]) -> None:
+        if not self._checked:
+            self._upgrade_legacy()
         if rows:
             append_bytes(self.path, csv_lines(self.columns, rows).encode("utf-8"), self._header, self.root)
 
     def append_header(self) -> None:
         """Create the table with its header when it does not exist or is empty."""
+        if not self._checked:
+            self._upgrade_legacy()
         if not self.path.is_file() or self.path.stat().st_size == 0:
             append_bytes(self.path, b"", self._header, self.root)
 

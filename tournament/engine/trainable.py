@@ -192,6 +192,8 @@ def train_trial(config: dict) -> None:
                 metrics["eval_return_mean"] = _float(ev.get("episode_return_mean"))
                 if ev.get("predict_metrics"):  # per-stage accuracy, macro-F1, AUPRC (the report reads it)
                     metrics["predict_metrics"] = json.dumps(ev["predict_metrics"])
+                if ev.get("trajectory_metrics"):  # the seed's expression-level metrics (ODE worlds)
+                    metrics["trajectory_metrics"] = json.dumps(ev["trajectory_metrics"])
             ckpt = None
             if not failed and not last and it % ckpt_every == 0:
                 ckpt = checkpoint_now()

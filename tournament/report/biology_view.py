@@ -35,9 +35,21 @@ def _short_kind(kind: str) -> str:
     return {KNOCKOUT: "ko", OVEREXPRESSION: "oe"}.get(full, str(kind))
 
 
-def canonical_set(perturbations: list) -> PerturbationSet:
+def graded_kind(weight: float) -> str:
+    """An ODE world's gene weight as a kind: ko / oe at -1 / +1, else knock-down ("kd") or
+    activation ("act") by its fraction, to the nearest 10% so that nearby weights count together."""
+    w = float(weight)
+    if w <= -1.0 or w >= 1.0:
+        return "ko" if w < 0 else "oe"
+    return f"{'kd' if w < 0 else 'act'} {int(round(abs(w) * 10)) * 10}%"
+
+
+def canonical_set(perturbations: "list | dict") -> PerturbationSet:
     """A perturbation set in canonical form: sorted (gene, ko|oe) pairs, (gene, ko|oe, stage) for one
-    applied after stage 0 (a timed perturbation), so a schedule and a time-0 set stay apart."""
+    applied after stage 0 (a timed perturbation), so a schedule and a time-0 set stay apart; an
+    ODE world's {gene: weight} as (gene, graded_kind(weight)) pairs."""
+    if isinstance(perturbations, dict):
+        return tuple(sorted((str(g), graded_kind(w)) for g, w in perturbations.items()))
     out = []
     for p in perturbations:
         g, k, *rest = p

@@ -33,7 +33,7 @@ from tournament.engine.rundir import RunPaths
 from tournament.report.references import raise_lower_bounds, reference_columns
 from tournament.engine.records import read_json_checked, read_table
 
-CELL_AXES = ("world", "task", "target", "algorithm", "optimizer", "max_perturb", "module")
+CELL_AXES = ("world", "task", "target", "algorithm", "optimizer", "max_perturb", "module", "action")
 GROUP_AXES = ("world", "task", "target")
 SOURCE_FINAL = "final seeds"
 SOURCE_PROVISIONAL = "provisional (tuning scores)"
@@ -72,7 +72,7 @@ LEADERBOARD_COLUMNS = (
 
 _STRING_COLUMNS = (
     "trial_id", "phase", "cell_id", "world", "task", "target", "algorithm", "optimizer",
-    "module", "hparams", "status", "fail_reason", "node_id", "perturbation_sets", "stage",
+    "module", "action", "hparams", "status", "fail_reason", "node_id", "perturbation_sets", "stage",
 )
 
 
@@ -277,7 +277,7 @@ def _baseline_rows(run: RunData) -> list[dict]:
             err = float(res.get("stderr") or 0.0)
             row: dict[str, Any] = {"world": task["world"], "task": task["task"], "target": task["target"],
                                    "algorithm": res["name"], "optimizer": "-", "max_perturb": int(task["max_perturb"]),
-                                   "module": "-"}
+                                   "module": "-", "action": "discrete"}
             row["cell_id"] = baseline_entry_id(row["world"], row["target"], row["max_perturb"], res["name"])
             known = math.isfinite(value)
             low, high = (max(0.0, value - 1.96 * err), min(1.0, value + 1.96 * err)) if known else (nan, nan)

@@ -82,7 +82,7 @@ def group_label(world: str, task: str, target: str, max_perturb: int | None = No
 
 
 def score_unit(task: str) -> str:
-    return "success probability" if task == "steer" else "prediction accuracy"
+    return {"steer": "success probability", "trajectory": "distance closed"}.get(task, "prediction accuracy")
 
 
 def _steps_formatter() -> FuncFormatter:
@@ -233,7 +233,7 @@ def plot_leaderboard(leaderboard: pd.DataFrame) -> Figure | None:
             used.setdefault(st["label"], h)
         ks = g.dropna(subset=["optimum"]).drop_duplicates("max_perturb").sort_values("max_perturb")
         for i, (_, r) in enumerate(ks.iterrows()):
-            what = "exact" if bool(r["oracle_exact"]) else "best known"
+            what = "exact" if pd.notna(r["oracle_exact"]) and bool(r["oracle_exact"]) else "best known"
             h = ax.axvline(r["optimum"], color="#000000", linestyle=LINESTYLES[i % len(LINESTYLES)],
                            linewidth=1.2)
             used.setdefault(f"oracle optimum, k={r['max_perturb']} ({what})", h)

@@ -1,7 +1,8 @@
 """The tournament report, rebuilt from a run directory at any time (also while the run goes on).
 
 ``build_report(run_dir)`` writes ``leaderboard.csv``, ``leaderboard.md``, ``ablations.csv``,
-``probability_of_improvement.csv``, ``predict_stages.csv`` (predict cells only), ``plots/*.png``
+``probability_of_improvement.csv``, ``predict_stages.csv`` (predict cells only),
+``trajectory_metrics.csv`` (trajectory cells only), ``plots/*.png``
 and a self-contained ``report.html`` (plots embedded as base64, no external
 resources) into the run directory, each atomically. Bootstrap resampling uses a fixed seed and
 nothing time-dependent is written, so rebuilding from the same files gives identical output.
@@ -29,7 +30,7 @@ import pandas as pd
 import yaml
 
 from envs.files import atomic_write_bytes
-from tournament.report import optuna_view, plots, predict_view, profiles, stats
+from tournament.report import optuna_view, plots, predict_view, profiles, stats, trajectory_view
 from tournament.report.ablations import max_perturb_view, paired_ablations
 from tournament.report.biology_view import biology_view, oracle_table
 from tournament.report.leaderboard import (
@@ -124,7 +125,8 @@ def _optimum(r: pd.Series) -> str:
     if where.startswith("best entry"):
         return f"{r['optimum']:.3f} (best known: {where})"
     if where in ("", DASH_REFERENCE):
-        return f"{r['optimum']:.3f} (exact)" if bool(r["oracle_exact"]) else f"{r['optimum']:.3f} (best known)"
+        exact = pd.notna(r["oracle_exact"]) and bool(r["oracle_exact"])
+        return f"{r['optimum']:.3f} (exact)" if exact else f"{r['optimum']:.3f} (best known)"
     return f"{r['optimum']:.3f} ({where})"
 
 
@@ -151,6 +153,7 @@ def leaderboard_display(lb: pd.DataFrame) -> pd.DataFrame:
         "entry": lb["entry"] if "entry" in lb else "rl",
         "algorithm": lb["algorithm"], "optimizer": lb["optimizer"],
         "MAX_PERTURB": lb["max_perturb"].astype(str), "module": lb["module"],
+        "action": lb["action"] if "action" in lb else "discrete",
         "IQM [95% CI]": [_with_ci(r.iqm, r.ci_low, r.ci_high) for r in lb.itertuples()],
         "mean [95% CI]": [_with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in lb.itertuples()],
         "oracle optimum": [_optimum(r) for _, r in lb.iterrows()],
@@ -208,7 +211,7 @@ def leaderboard_markdown(run: RunData, lb: pd.DataFrame, reps: int, seed: int, v
         out += [f"## {plots.group_label(world, task, target)}", "",
                 _md_table(leaderboard_display(g.sort_values("rank"))), ""]
     if views is not None:
-        out += predict_markdown(views)
+        out += predict_markdown(views) + trajectory_markdown(views)
     return "\n".join(out)
 
 
@@ -225,6 +228,7 @@ class Views:
     poi: pd.DataFrame = field(default_factory=pd.DataFrame)
     predict_stages: pd.DataFrame = field(default_factory=pd.DataFrame)
     predict_notes: list[str] = field(default_factory=list)
+    trajectory: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def build_views(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -> Views:
@@ -239,6 +243,7 @@ def build_views(run: RunData, lb: pd.DataFrame, reps: int, seed: int) -> Views:
         v.poi = profiles.poi_table(v.method_scores, reps, seed)
     seeds, v.predict_notes = predict_view.seed_metrics(run)
     v.predict_stages = predict_view.stage_table(seeds, reps, seed)
+    v.trajectory = trajectory_view.cell_table(run, reps, seed)
     return v
 
 
@@ -251,6 +256,14 @@ def predict_markdown(views: Views) -> list[str]:
     if not views.predict_stages.empty:
         out += [_md_table(predict_view.display_table(views.predict_stages)), ""]
     return out
+
+
+def trajectory_markdown(views: Views) -> list[str]:
+    """leaderboard.md's section on the trajectory task's metrics (empty without trajectory cells)."""
+    if views.trajectory.empty:
+        return []
+    return ["## Expression trajectory (the seed's metrics)", "", trajectory_view.TEXT, "",
+            _md_table(trajectory_view.display_table(views.trajectory)), ""]
 
 
 _PREDICT_TEXT = (
@@ -331,12 +344,17 @@ def _notes_html(notes: list[str]) -> list[str]:
 def _views_html(views: Views, images: dict[str, bytes | None], where: str) -> list[str]:
     """The HTML of the extra views that sit at `where` ("after curves" or "after ablations")."""
     if where == "after curves":
+        parts = []
+        if not views.trajectory.empty:
+            parts += ["<h2>Expression trajectory (the seed's metrics)</h2>",
+                      f"<p class='note'>{html.escape(trajectory_view.TEXT)}</p>",
+                      _html_table(trajectory_view.display_table(views.trajectory), "No trajectory metrics recorded.")]
         if views.predict_stages.empty and not views.predict_notes:
-            return []
-        return ["<h2>Fate prediction per stage</h2>", f"<p class='note'>{html.escape(_PREDICT_TEXT)}</p>",
-                *_notes_html(views.predict_notes),
-                _html_table(predict_view.display_table(views.predict_stages), "No prediction metrics recorded."),
-                _html_img(images, "predict_stages.png", "fate prediction per stage")]
+            return parts
+        return parts + ["<h2>Fate prediction per stage</h2>", f"<p class='note'>{html.escape(_PREDICT_TEXT)}</p>",
+                        *_notes_html(views.predict_notes),
+                        _html_table(predict_view.display_table(views.predict_stages), "No prediction metrics recorded."),
+                        _html_img(images, "predict_stages.png", "fate prediction per stage")]
     parts = ["<h2>Across algorithms (rliable)</h2>",
              "<p class='note'>A method is a recipe (algorithm / optimizer / module), a task one world / task / "
              "target / MAX_PERTURB; runs are the final seeds. Performance profile: the fraction of runs whose "
@@ -458,10 +476,11 @@ def build_report(
     put("leaderboard.md", leaderboard_markdown(run, lb, reps, seed, views))
     put("ablations.csv", _csv(ablations))
     put("probability_of_improvement.csv", _csv(views.poi))
-    if not views.predict_stages.empty:
-        put("predict_stages.csv", _csv(views.predict_stages))
-    else:
-        (run_dir / "predict_stages.csv").unlink(missing_ok=True)
+    for name, table in (("predict_stages.csv", views.predict_stages), ("trajectory_metrics.csv", views.trajectory)):
+        if not table.empty:
+            put(name, _csv(table))
+        else:
+            (run_dir / name).unlink(missing_ok=True)
 
     figures = {
         "leaderboard.png": lambda: plots.plot_leaderboard(lb),

@@ -71,14 +71,16 @@ def probe_algorithm(spec: "TournamentSpec", algorithm: str, module: str) -> int 
     settings = {k: v for k, v in spec.algorithm_settings.get(algorithm, {}).items() if not k.startswith("_")}
     extra = {k: _probe_value(p) for k, p in spec.hpo.extra.get(algorithm, {}).items()}
     where = f"algorithm_settings.{algorithm}" if not extra else f"algorithm_settings.{algorithm} / hpo.extra.{algorithm}"
-    config = TrialPlan(world=world, task=task, target=target, max_perturb=spec.grid.max_perturb[0],
-                         kinds=tuple(spec.kinds), env=dict(spec.env), algorithm=algorithm, module=module,
-                         module_options=dict(spec.module_settings.get(module, {})),
-                         algo_hparams={**settings, **extra}, env_steps=spec.budget.env_steps)
-    try:
-        first = algorithm_stages(config)[0].config
-    except UserInputError as exc:
-        raise UserInputError(f"{where}: {exc}") from None
+    for action in spec.grid.action:
+        config = TrialPlan(world=world, task=task, target=target, max_perturb=spec.grid.max_perturb[0],
+                           kinds=tuple(spec.kinds), env=dict(spec.env), dynamics=spec.dynamics,
+                           action=action if task != "predict" else "discrete", algorithm=algorithm, module=module,
+                           module_options=dict(spec.module_settings.get(module, {})),
+                           algo_hparams={**settings, **extra}, env_steps=spec.budget.env_steps)
+        try:
+            first = algorithm_stages(config)[0].config
+        except UserInputError as exc:
+            raise UserInputError(f"{where}: {exc}") from None
     steps = getattr(first, "train_batch_size_per_learner", None) or getattr(first, "train_batch_size", None)
     return int(steps) if steps else None
 
@@ -152,9 +154,29 @@ def resolved_space(spec: TournamentSpec, optimizer: str) -> dict[str, ParamSpec]
     return params
 
 
+def _check_dynamics(spec: TournamentSpec) -> None:
+    """grid.action, the trajectory task and the ODE settings against spec.dynamics."""
+    from envs.ode.env import ACTIONS
+
+    for i, a in enumerate(spec.grid.action):
+        if a not in ACTIONS:
+            raise _choices(f"grid.action[{i}]", "action", a, ACTIONS)
+    if spec.dynamics != "ode":
+        if "continuous" in spec.grid.action:
+            raise UserInputError("grid.action: continuous (graded gene weights) needs dynamics: ode; "
+                                 "Boolean worlds have discrete perturbations")
+        if "trajectory" in spec.task:
+            raise UserInputError("task: trajectory (move a cell's expression profile) needs dynamics: ode")
+        if "ode" in spec.env:
+            raise UserInputError("env.ode: ODE parameters need dynamics: ode")
+    if "predict" in spec.task and "discrete" not in spec.grid.action:
+        raise UserInputError("grid.action: the predict task's action is a fate (discrete); add discrete to grid.action")
+
+
 def check_spec(spec: TournamentSpec) -> None:
     """Checks that need the worlds and registries; raises UserInputError with the key path."""
     from envs.cell_fate_env import env_settings
+    from envs.ode.env import ode_env_settings
     from envs.network import normalize_kind
     from envs.world import load_world
 
@@ -168,6 +190,7 @@ def check_spec(spec: TournamentSpec) -> None:
     for i, m in enumerate(spec.grid.module):
         if m not in modules:
             raise _choices(f"grid.module[{i}]", "module", m, modules)
+    _check_dynamics(spec)
     for key in spec.algorithm_settings:
         if key not in algos:
             raise _choices(f"algorithm_settings.{key}", "algorithm", key, algos)
@@ -218,7 +241,11 @@ def check_spec(spec: TournamentSpec) -> None:
                 if reserved in spec.env:
                     raise UserInputError(f"env.{reserved}: set it at the top level of the spec (or in grid), not in env")
             try:
-                env_settings(env)
+                if spec.dynamics == "ode":
+                    for action in spec.grid.action if task != "predict" else ["discrete"]:
+                        ode_env_settings({**env, "action": action})
+                else:
+                    env_settings(env)
             except UserInputError as exc:
                 raise UserInputError(f"env: {exc}") from None
 

@@ -1,7 +1,7 @@
 """The tournament spec's schema: pydantic models for every section, with their defaults.
 
-A spec names the worlds, tasks and targets, the grid axes (algorithm x optimizer x
-MAX_PERTURB x module), the step budget of a trial, the Optuna search per cell, early stopping,
+A spec names the worlds, their dynamics (Boolean or ODE), tasks and targets, the grid axes
+(algorithm x optimizer x MAX_PERTURB x module x action), the step budget of a trial, the Optuna search per cell, early stopping,
 the final multi-seed phase, the oracle's budget, and where and how to run. Everything not
 given takes a default; `TournamentSpec.model_dump()` is the spec as run (written to
 `spec.yaml`). Checks that need other layers live in `checks`, YAML reading in `loading`.
@@ -27,7 +27,7 @@ BASELINE_NAMES = tuple(BASELINES)
 DEFAULT_FINAL_SEED_BASE = 1_000_000
 DEFAULT_EVAL_SEED = 2_000_000_000
 
-TASKS = ("steer", "predict")
+TASKS = ("steer", "predict", "trajectory")  # trajectory: ODE worlds only (envs.ode.env)
 SAMPLERS = ("tpe", "random")
 DEVICES = ("cpu", "cuda", "auto")
 ADAM_FAMILY = ("adam", "amsgrad")
@@ -123,13 +123,15 @@ class GridSpec(_Strict):
     optimizer: list[str] = Field(default_factory=lambda: ["adam"])
     max_perturb: list[int] = Field(default_factory=lambda: [2])
     module: list[str] = Field(default_factory=lambda: ["gnn"])
+    # discrete (perturbation kind per gene) | continuous (a Box of gene weights; dynamics: ode)
+    action: list[str] = Field(default_factory=lambda: ["discrete"])
 
-    @field_validator("algorithm", "optimizer", "max_perturb", "module", mode="before")
+    @field_validator("algorithm", "optimizer", "max_perturb", "module", "action", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _as_list(v)
 
-    @field_validator("algorithm", "optimizer", "max_perturb", "module")
+    @field_validator("algorithm", "optimizer", "max_perturb", "module", "action")
     @classmethod
     def _non_empty_unique(cls, v: list) -> list:
         if not v:
@@ -256,7 +258,10 @@ class TournamentSpec(_Strict):
     name: str
     description: str = ""
     world: list[str] = Field(default_factory=lambda: ["myeloid"])
-    task: list[Literal["steer", "predict"]] = Field(default_factory=lambda: ["steer"])
+    # boolean: the world's own logical rules; ode: the same rules as BoolODE-style stochastic ODEs
+    # (env.ode holds their parameters), with graded perturbations and the trajectory task
+    dynamics: Literal["boolean", "ode"] = "boolean"
+    task: list[Literal["steer", "predict", "trajectory"]] = Field(default_factory=lambda: ["steer"])
     # steer targets: one fate, a list, or {world: fate(s)}; None = the world's last fate
     target: str | list[str] | dict[str, str | list[str]] | None = None
     kinds: list[str] = Field(default_factory=lambda: ["knockout", "overexpression"])
