@@ -27,6 +27,7 @@ from envs.cell_fate_env import CellFateEnv, env_settings
 from envs.errors import UserInputError, choices_error
 from envs.network import normalize_kinds
 from envs.ode.env import OdeCellFateEnv, ode_env_settings
+from envs.ode.integrate import check_step
 from envs.ode.world import ode_world
 from envs.world import load_world
 
@@ -94,6 +95,7 @@ def env_config(config: "TrialPlan") -> dict[str, Any]:
         cfg["action"] = config.action
         checked = ode_env_settings(cfg)  # every value checked here, in the driver
         cfg["world"] = ode_world(checked["world"], checked["ode"])
+        check_step(cfg["world"].model)  # an unstable time step is refused here, not found as NaN in a trial
         cfg.pop("background", None)  # already in the OdeWorld's world
     else:
         env_settings(cfg)  # every value checked here, in the driver

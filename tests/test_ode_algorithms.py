@@ -180,3 +180,30 @@ def test_cli_rejects_a_continuous_spec_on_a_boolean_world(tmp_path, capsys):
     code, _, err = run_cli(["plan", str(path)], capsys)
     assert code == 2 and "grid.action: continuous" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--perturb", "Gata1=kd:1.5"], "knockdown fraction must be in [0, 1], got '1.5'"),
+    (["--ode", "hill=-2"], "Hill coefficient must be > 0, got -2"),
+    (["--ode", "mrna_decay=-1"], "mRNA decay rate must be > 0"),
+    (["--ode", "dt=1"], "time step dt=1 makes the integration unstable"),
+])
+def test_simulate_ode_bad_input_is_one_line_exit_2(args, message, capsys):
+    code, out, err = run_cli(["simulate", "--world", "myeloid", "--dynamics", "ode", "--cells", "10", *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_simulate_ode_knockdown_lies_between_wild_type_and_knockout(capsys):
+    def mono(*perturb):
+        args = ["simulate", "--world", "myeloid", "--dynamics", "ode", "--cells", "400", "--json"]
+        code, out, _ = run_cli(args + [a for p in perturb for a in ("--perturb", p)], capsys)
+        assert code == 0
+        return json.loads(out)["probabilities"]["Ery"]
+
+    wild, half, knockout = mono(), mono("Gata1=kd:0.5"), mono("Gata1=ko")
+    assert wild > knockout and min(wild, knockout) <= half <= max(wild, knockout)
+
+
+def test_spec_with_an_unstable_ode_step_is_refused_before_the_run(tmp_path):
+    with pytest.raises(UserInputError, match="makes the integration unstable"):
+        parse_spec(_ode_spec(tmp_path, env={"ode": {"dt": 1.0}}))

@@ -16,6 +16,7 @@ from envs.ode.integrate import simulate
 from envs.ode.model import OdeModel
 from envs.ode.params import OdeParams, ode_params
 from envs.ode.perturb import production_scaling
+from envs.errors import UserInputError
 from envs.world import World, load_world
 
 
@@ -62,3 +63,19 @@ def ode_world(world: "World | str", params: "OdeParams | dict | None" = None) ->
     """The ODE form of a world (by name, path or World) with these parameters (defaults: BoolODE's)."""
     world = load_world(world)
     return OdeWorld(world, OdeModel.from_network(world.network, ode_params(params)))
+
+
+def ode_fate_distribution(ode: OdeWorld, weights: "np.ndarray | None" = None, start: "str | None" = None,
+                          condition: "str | None" = None, duration: float = 10.0, n_cells: int = 1000,
+                          seed: int = 0) -> dict[str, float]:
+    """Fraction of `n_cells` cells (one batch, seeded) in each fate after `duration` time units
+    from `start` under gene weights (envs.ode.perturb), fates read from expression."""
+    if n_cells < 1:
+        raise UserInputError(f"cells must be >= 1, got {n_cells!r}")
+    if not (np.isfinite(duration) and duration > 0):
+        raise UserInputError(f"the simulated time must be > 0 ODE time units, got {duration!r}")
+    y0 = ode.start(start, ode.world.check_condition(condition), n_cells)
+    w = None if weights is None else np.repeat(np.atleast_2d(weights), n_cells, axis=0)
+    fates = ode.classify(ode.simulate(y0, duration, np.random.default_rng(seed), w))
+    counts = np.bincount(fates, minlength=len(ode.world.fate_labels))
+    return {label: float(c) / n_cells for label, c in zip(ode.world.fate_labels, counts)}

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
+import yaml
 
 from envs.errors import UserInputError
 from envs.network import PERTURBATION_KINDS, normalize_any_kind, normalize_kinds
@@ -216,14 +218,27 @@ def parse_scheduled(text: str) -> tuple[str, str, int | None]:
 @click.option("--condition", default=None, help="Input condition (default: the world's).")
 @click.option("--cells", type=int, default=4000, show_default=True, help="Monte-Carlo cells where exact is out of reach.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dynamics", type=click.Choice(["boolean", "ode"]), default="boolean", show_default=True,
+              help="ode: the world's rules as stochastic ODEs; --perturb then also takes GENE=kd:F / GENE=act:F.")
+@click.option("--ode", "ode_settings", multiple=True,
+              help="An ODE parameter, KEY=VALUE (hill, mrna_decay, dt, noise, noise_scale, proteins, ...); repeat.")
+@click.option("--time", "duration", type=float, default=None,
+              help="ODE time units simulated (default: the ODE env's stages x stage_time + settle_time).")
 @click.option("--json", "as_json", is_flag=True)
-def simulate_cmd(world, perturb, background, pulse_stages, n_stages, start, condition, cells, seed, as_json) -> None:
+def simulate_cmd(world, perturb, background, pulse_stages, n_stages, start, condition, cells, seed, dynamics,
+                 ode_settings, duration, as_json) -> None:
     """Fate distribution of a progenitor under perturbations: exact where the network is small and every
-    perturbation acts from time 0; through the environment, by Monte-Carlo, for stages and pulses."""
+    perturbation acts from time 0; through the environment, by Monte-Carlo, for stages and pulses; with
+    --dynamics ode, by integrating the world's stochastic ODEs for a batch of cells (graded perturbations)."""
     from envs.oracle import fate_distribution
     from envs.schedule import simulate_schedule
 
     w = load_world(world)
+    if dynamics == "ode":
+        _simulate_ode(w, perturb, background, n_stages, start, condition, cells, seed, ode_settings, duration, as_json)
+        return
+    if ode_settings or duration is not None:
+        raise UserInputError("--ode and --time need --dynamics ode")
     scheduled = [parse_scheduled(p) for p in perturb]
     timed = pulse_stages is not None or any(st is not None for *_, st in scheduled)
     if timed:
@@ -249,6 +264,41 @@ def simulate_cmd(world, perturb, background, pulse_stages, n_stages, start, cond
         bar = "#" * int(round(p * 40))
         err = f" ± {se:.3f}" if se else ""
         click.echo(f"  {fate:<10} {p:6.3f}{err}  {bar}")
+
+
+def _ode_setting(text: str) -> tuple[str, object]:
+    key, sep, value = str(text).partition("=")
+    if not sep or not key.strip():
+        raise UserInputError(f"bad --ode setting {text!r}; write KEY=VALUE, e.g. hill=4")
+    parsed = yaml.safe_load(value) if value.strip() else None
+    return key.strip(), parsed
+
+
+def _simulate_ode(w, perturb, background, n_stages, start, condition, cells, seed, ode_settings, duration,
+                  as_json) -> None:
+    from envs.ode.env import DEFAULTS as ODE_ENV_DEFAULTS
+    from envs.ode.integrate import check_step
+    from envs.ode.perturb import weights_from
+    from envs.ode.world import ode_fate_distribution, ode_world
+
+    w = w.with_background(list(background)) if background else w
+    ode = ode_world(w, dict(_ode_setting(s) for s in ode_settings))
+    check_step(ode.model)  # an unstable step is refused before any cell is integrated
+    if duration is None:
+        stages = n_stages or len(w.stages) or 4
+        duration = stages * ODE_ENV_DEFAULTS["stage_time"] + ODE_ENV_DEFAULTS["settle_time"]
+    weights = weights_from(w, list(perturb))
+    dist = ode_fate_distribution(ode, weights, start, condition, duration, cells, seed)
+    applied = {w.genes[g]: float(weights[g]) for g in np.flatnonzero(weights)}
+    if as_json:
+        _echo_json({"world": w.name, "dynamics": "ode", "perturbations": applied, "time": duration,
+                    "cells": cells, "seed": seed, "probabilities": dist})
+        return
+    label = ", ".join(f"{g} {v:+.2f}" for g, v in applied.items()) or "none"
+    click.echo(f"{w.name} (ODE, {duration:g} time units, {cells} cells), start {start or w.default_start}, "
+               f"perturbations (gene weight): {label}")
+    for fate, p in dist.items():
+        click.echo(f"  {fate:<10} {p:6.3f}  {'#' * int(round(p * 40))}")
 
 
 COMMANDS = (worlds_cmd, oracle_cmd, simulate_cmd)
