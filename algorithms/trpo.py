@@ -15,8 +15,9 @@ sb3-contrib's TRPO (same hyperparameter names and defaults). Per train batch:
    targets over shuffled minibatches of ``batch_size`` (sb3's name), stepped by
    the optimizer registered for the critic parameters.
 
-Sampling and GAE come from PPO's connectors (advantages are standardised there, as
-sb3-contrib's ``normalize_advantage=True``).
+Sampling and GAE come from algorithms.flat_on_policy (``sampling: flat``, the default)
+or PPO's env runners and connectors (``sampling: rllib``); advantages are standardised
+either way, as sb3-contrib's ``normalize_advantage=True``.
 
 Over 300 lines on purpose: the settings, the natural-gradient step and the learner
 are one algorithm, read top to bottom in one file (as sb3-contrib's trpo.py).
@@ -38,11 +39,12 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.typing import ModuleID
 
-from envs.errors import UserInputError
+from envs.errors import UserInputError, choices_error
 
 from algorithms.a2c import WholeBatchConfig, masked_mean_fn
 from algorithms.common import Stage, apply_common
 from algorithms.conjugate_gradient import assign_flat, conjugate_gradient, flatten
+from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.rllib_private import OwnUpdateMixin
 from algorithms.settings import CommonSettings, key
@@ -73,6 +75,8 @@ class TRPOSettings(CommonSettings):
     n_critic_updates: epochs of value regression per batch.
     batch_size: the critic's minibatch (sb3's name; not the train batch).
     grad_clip: global gradient-norm clip of the critic's steps (sb3: none).
+    sampling: "flat" (default; algorithms.flat_on_policy) or "rllib" (PPO's env runners
+        and connectors); an env other than BatchedCellFateEnv always samples through RLlib.
     """
 
     NAME: ClassVar[str] = "TRPO"
@@ -101,8 +105,11 @@ class TRPOSettings(CommonSettings):
     n_critic_updates: int = 10
     batch_size: int = 128
     grad_clip: float | None = None
+    sampling: str = "flat"
 
     def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_KINDS:
+            raise choices_error("TRPO sampling", self.sampling, SAMPLING_KINDS)
         super().__post_init__()
         if not 0.0 < self.line_search_shrinking_factor < 1.0:
             raise UserInputError(f"TRPO line_search_shrinking_factor must be in (0, 1), got {self.line_search_shrinking_factor}")
@@ -113,6 +120,7 @@ class TRPOSettings(CommonSettings):
 
     def apply_to(self, config: "TRPOConfig") -> "TRPOConfig":
         """These settings on a TRPOConfig; the learner finds them in learner_config_dict."""
+        config.on_policy_sampling(self.sampling)
         return config.training(
             train_batch_size_per_learner=self.train_batch_size,
             gamma=self.gamma,
@@ -122,7 +130,7 @@ class TRPOSettings(CommonSettings):
         ).learners(learner_config_dict={SETTINGS_KEY: self})
 
 
-class TRPOConfig(WholeBatchConfig):
+class TRPOConfig(FlatOnPolicyConfigMixin, WholeBatchConfig):
     """PPOConfig run as TRPO; its settings are a TRPOSettings (``TRPOSettings.apply_to``)."""
 
     algorithm_name = "TRPO"
@@ -134,8 +142,8 @@ class TRPOConfig(WholeBatchConfig):
         return TRPOTorchLearner
 
 
-class TRPO(PPO):
-    """PPO's sampling loop; the update is TRPOTorchLearner's."""
+class TRPO(FlatOnPolicyMixin, PPO):
+    """PPO's sampling loop (or the flat one, algorithms.flat_on_policy); the update is TRPOTorchLearner's."""
 
     @classmethod
     def get_default_config(cls) -> TRPOConfig:
