@@ -207,3 +207,12 @@ def test_simulate_ode_knockdown_lies_between_wild_type_and_knockout(capsys):
 def test_spec_with_an_unstable_ode_step_is_refused_before_the_run(tmp_path):
     with pytest.raises(UserInputError, match="makes the integration unstable"):
         parse_spec(_ode_spec(tmp_path, env={"ode": {"dt": 1.0}}))
+
+
+def test_ode_sac_bench_times_both_sides_at_matched_settings(ray_local):
+    from tournament.cli.bench.ode_sac_bench import bench_ode_sac
+
+    (row,) = bench_ode_sac(env_steps=150, repetitions=1, modules=("mlp",))
+    assert row["ours_steps_per_s"] > 0 and row["sb3_steps_per_s"] > 0
+    assert row["ratio_vs_sb3"] == pytest.approx(row["ours_steps_per_s"] / row["sb3_steps_per_s"], rel=0.01)
+    assert "batch_size=256" in row["settings"] and "1 thread" in row["settings"]

@@ -24,6 +24,7 @@ BENCHES: dict[str, tuple[str, str, dict]] = {
     "load": ("tournament.cli.bench.load_bench", "bench_load", {"trials_per_cell": 1, "targets": ("Mo",), "max_perturb": (1,)}),
     "ode": ("tournament.cli.bench.ode_bench", "bench_ode", {"batch_sizes": (1, 100), "seconds": 0.3}),
     "ode_boolode": ("tournament.cli.bench.ode_bench", "bench_ode_boolode", {"n_traj": 100}),
+    "ode_sac": ("tournament.cli.bench.ode_sac_bench", "bench_ode_sac", {"env_steps": 400, "repetitions": 1}),
 }
 
 
