@@ -31,7 +31,8 @@ minimum over the twin target nets), so a SAC module is
 Continuous actions (``model_config["action"] == "continuous"``, the ODE worlds' Box of gene
 weights): the action head returns a (mean, log_std) pair per gene instead of logits,
 :meth:`action_logits` returns RLlib's diagonal-Gaussian inputs ``[mean ; log_std]`` with
-the masked genes fixed (``algorithms.modules.gaussian``), and the Q-heads
+the masked genes fixed (:func:`gaussian_inputs`; the heads are in ``algorithms.modules.gaussian``),
+and the Q-heads
 (``make_q_head``) read the action: :meth:`compute_q_values` returns Q(s, a) (B,) for
 ``batch[ACTIONS]``.
 
