@@ -26,7 +26,7 @@ from envs.errors import UserInputError
 from tournament.engine.rundir import RunPaths
 from tournament.report import stats
 from tournament.report.leaderboard import CELL_AXES, ENTRY_RL, SOURCE_FINAL, build_leaderboard, final_seed_scores, load_run
-from tournament.report.report import _md_table, _with_ci
+from tournament.report.report import _md_table
 
 SHOWN_IN_ERROR = 3
 # spec sections that differ between any two runs without changing what was measured
@@ -131,12 +131,12 @@ def display_table(cmp: Comparison) -> pd.DataFrame:
     c = cmp.cells
     return pd.DataFrame({
         "cell": c["cell_id"],
-        "A mean [95% CI]": [_with_ci(r.mean_a, r.ci_low_a, r.ci_high_a) for r in c.itertuples()],
+        "A mean [95% CI]": [stats.with_ci(r.mean_a, r.ci_low_a, r.ci_high_a) for r in c.itertuples()],
         "A seeds": c["n_a"].astype(int),
-        "B mean [95% CI]": [_with_ci(r.mean_b, r.ci_low_b, r.ci_high_b) for r in c.itertuples()],
+        "B mean [95% CI]": [stats.with_ci(r.mean_b, r.ci_low_b, r.ci_high_b) for r in c.itertuples()],
         "B seeds": c["n_b"].astype(int),
-        "B - A [95% CI]": [_with_ci(r.difference, r.diff_ci_low, r.diff_ci_high) for r in c.itertuples()],
-        "P(B > A)": [_with_ci(v, math.nan, math.nan) for v in c["prob_b_better"]],
+        "B - A [95% CI]": [stats.with_ci(r.difference, r.diff_ci_low, r.diff_ci_high) for r in c.itertuples()],
+        "P(B > A)": [stats.with_ci(v, math.nan, math.nan) for v in c["prob_b_better"]],
     })
 
 

@@ -108,9 +108,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The stage table as shown: one formatted 'mean [95% CI]' column per metric."""
     if table.empty:
         return table
+
     def fmt(r, m):
-        lo, hi = r[f"{m}_ci_low"], r[f"{m}_ci_high"]
-        return f"{r[m]:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{r[m]:.3f}"
+        return stats.with_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])
     return pd.DataFrame({
         "world": table["world"], "algorithm": table["algorithm"], "optimizer": table["optimizer"],
         "MAX_PERTURB": table["max_perturb"].astype(str), "module": table["module"], "stage": table["stage"],

@@ -45,7 +45,7 @@ from tournament.engine.rundir import write_error
 from tournament.report.benchmark_view import task_description
 from tournament.report.references import DASH_REFERENCE
 
-DASH = "–"
+DASH = stats.DASH
 MAX_SHOWN_DAMAGE = 10
 
 
@@ -99,14 +99,6 @@ def _num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if x is not None and np.isfinite(x) else DASH
 
 
-def _with_ci(point: float, low: float, high: float) -> str:
-    if not np.isfinite(point):
-        return DASH
-    if np.isfinite(low) and np.isfinite(high):
-        return f"{point:.3f} [{low:.3f}, {high:.3f}]"
-    return f"{point:.3f}"
-
-
 def _tie(v) -> str:
     return DASH if pd.isna(v) else ("yes" if bool(v) else "no")
 
@@ -154,8 +146,8 @@ def leaderboard_display(lb: pd.DataFrame) -> pd.DataFrame:
         "algorithm": lb["algorithm"], "optimizer": lb["optimizer"],
         "MAX_PERTURB": lb["max_perturb"].astype(str), "module": lb["module"],
         "action": lb["action"] if "action" in lb else "discrete",
-        "IQM [95% CI]": [_with_ci(r.iqm, r.ci_low, r.ci_high) for r in lb.itertuples()],
-        "mean [95% CI]": [_with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in lb.itertuples()],
+        "IQM [95% CI]": [stats.with_ci(r.iqm, r.ci_low, r.ci_high) for r in lb.itertuples()],
+        "mean [95% CI]": [stats.with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in lb.itertuples()],
         "oracle optimum": [_optimum(r) for _, r in lb.iterrows()],
         "gap": [_num(v) for v in lb["optimality_gap"]],
         "seeds": lb["n_seeds"].astype(int),
@@ -333,7 +325,7 @@ def _poi_display(poi: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "method X": poi["method_x"], "method Y": poi["method_y"], "common tasks": poi["n_tasks"],
         "runs X / Y": [f"{a} / {b}" for a, b in zip(poi["n_runs_x"], poi["n_runs_y"])],
-        "P(X > Y) [95% CI]": [_with_ci(r.prob_improvement, r.ci_low, r.ci_high) for r in poi.itertuples()],
+        "P(X > Y) [95% CI]": [stats.with_ci(r.prob_improvement, r.ci_low, r.ci_high) for r in poi.itertuples()],
     })
 
 

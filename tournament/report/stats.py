@@ -25,6 +25,18 @@ DEFAULT_SEED = 0
 CONFIDENCE = 0.95
 
 
+DASH = "–"  # a value that does not exist (no interval, no optimum)
+
+
+def with_ci(point: float, low: float, high: float) -> str:
+    """An estimate as the tables write it: 'point [low, high]', the point alone without an
+    interval, DASH without a point."""
+    if not np.isfinite(point):
+        return DASH
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{point:.3f}"
+
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate with its 95% interval (NaN bounds when it cannot be estimated)."""

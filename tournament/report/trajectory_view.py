@@ -10,7 +10,6 @@ profile's MSE, R2 and Pearson correlation with the target (``final_scores.csv`` 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from tournament.engine.rundir import TRAJECTORY_COLUMNS
@@ -58,13 +57,10 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty:
         return table
 
-    def fmt(r, c):
-        lo, hi = r[f"{c}_ci_low"], r[f"{c}_ci_high"]
-        return f"{r[c]:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{r[c]:.3f}"
-
     return pd.DataFrame({
         "world": table["world"], "algorithm": table["algorithm"], "optimizer": table["optimizer"],
         "MAX_PERTURB": table["max_perturb"].astype(str), "module": table["module"], "action": table["action"],
         "seeds": table["n_seeds"],
-        **{LABELS[c]: [fmt(r, c) for _, r in table.iterrows()] for c in TRAJECTORY_COLUMNS},
+        **{LABELS[c]: [stats.with_ci(r[c], r[f"{c}_ci_low"], r[f"{c}_ci_high"]) for _, r in table.iterrows()]
+           for c in TRAJECTORY_COLUMNS},
     })
