@@ -18,6 +18,9 @@ fails loudly in one place instead of silently skipping our code.
   target-network step; DQNLearner steps again once the env steps since it reach
   ``target_network_update_freq``. SAC's flat replay moves the targets itself after
   every gradient step and sets the mark to +inf (:func:`disable_dqn_target_updates`).
+- ``SACTorchLearner._temp_losses``: the per-optimizer losses its loss stores for its four
+  backward passes; SAC's learner takes one backward pass of their sum and drops them
+  (:func:`discard_sac_temp_losses`).
 
 Everything else goes through public API (``learner_group.foreach_learner``,
 ``Learner.get_optimizers_for_module``, ``Learner.device``; see algorithms/common.py
@@ -81,3 +84,10 @@ def disable_dqn_target_updates(learner: Any) -> None:
     from collections import defaultdict
 
     learner.last_update_ts_by_mid = defaultdict(lambda: math.inf)
+
+
+def discard_sac_temp_losses(learner: Any) -> None:
+    """Drop the per-optimizer losses RLlib's SACTorchLearner keeps for its own
+    ``compute_gradients`` (``_temp_losses``, filled by the loss), for a learner that
+    backpropagates their sum in one pass instead (algorithms/sac.py)."""
+    learner._temp_losses.clear()

@@ -50,6 +50,7 @@ from ray.rllib.algorithms.sac.sac_learner import (
     QF_TWIN_PREDS,
 )
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner as RLlibSACTorchLearner
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
@@ -77,7 +78,7 @@ from algorithms.common import Stage, apply_common, local_learner
 from algorithms.flat_replay import FlatReplayBuffer, sac_train_batch, transitions_from_episodes
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
-from algorithms.rllib_private import disable_dqn_target_updates, sample_episodes
+from algorithms.rllib_private import disable_dqn_target_updates, discard_sac_temp_losses, sample_episodes
 from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -289,10 +290,39 @@ SAC_MODULES = {GNNModule: SACGNNModule, MLPModule: SACMLPModule}
 def polyak_update(main: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
     """target <- tau * main + (1 - tau) * target, parameter by parameter (RLlib's
     update_target_network does the same through two state dicts, ten times slower)."""
-    for p, t in zip(main.parameters(), target.parameters(), strict=True):
-        t.lerp_(p, tau)
-    for b, t in zip(main.buffers(), target.buffers(), strict=True):
-        t.copy_(b)
+    polyak_update_tensors(list(main.parameters()), list(target.parameters()), tau, list(main.buffers()), list(target.buffers()))
+
+
+@torch.no_grad()
+def polyak_update_tensors(
+    main: list[torch.Tensor], target: list[torch.Tensor], tau: float,
+    main_buffers: list[torch.Tensor] = (), target_buffers: list[torch.Tensor] = (),
+) -> None:
+    """target[i] <- tau * main[i] + (1 - tau) * target[i] for every i, in one foreach kernel
+    (torch.lerp per tensor gives the same values, one call per parameter); buffers are copied."""
+    if len(main) != len(target) or len(main_buffers) != len(target_buffers):
+        raise ValueError(f"{len(main)} main tensors but {len(target)} target tensors, or the buffers differ in number")
+    if target:
+        torch._foreach_lerp_(target, main, tau)
+    if target_buffers:
+        torch._foreach_copy_(target_buffers, main_buffers)
+
+
+def use_fused_adam(optimizer: torch.optim.Optimizer) -> bool:
+    """Switch a plain torch Adam (or AMSGrad) to its fused kernel, one call for all its
+    parameters instead of a dozen tensor ops per parameter (the same update, a third of
+    the time on CPU). Other optimizers (ASGD) are left as they are; returns whether it switched."""
+    if type(optimizer) is not torch.optim.Adam:
+        return False
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if any(g.get("differentiable") or g.get("capturable") for g in optimizer.param_groups):
+        return False
+    if not params or any(not p.is_floating_point() or p.device.type not in ("cpu", "cuda") for p in params):
+        return False
+    for group in [optimizer.defaults, *optimizer.param_groups]:
+        group["foreach"] = False
+        group["fused"] = True
+    return True
 
 
 class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
@@ -317,6 +347,17 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
     def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
         super().configure_optimizers_for_module(module_id, config)
         self.register_plumbed_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
+        for _, optimizer in self.get_optimizers_for_module(module_id):
+            use_fused_adam(optimizer)
+
+    def compute_gradients(self, loss_per_module: Any, **kwargs: Any) -> Any:
+        # RLlib's SAC learner backpropagates each optimizer's loss on its own (four backward
+        # passes through one retained graph). Each loss depends on its own optimizer's
+        # parameters only (the other terms enter it detached: the TD target, Q in the policy
+        # loss, the entropy in the alpha loss), so one backward pass of their sum, which is
+        # the total loss RLlib returns, gives every parameter the same gradient.
+        discard_sac_temp_losses(self)
+        return TorchLearner.compute_gradients(self, loss_per_module, **kwargs)
 
     def apply_gradients(self, gradients_dict: Any) -> None:
         # RLlib's default turns nan / inf gradients into finite ones (torch.nan_to_num),
@@ -339,10 +380,27 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
             if not isinstance(module, TargetNetworkAPI):
                 continue
             tau = self.config.get_config_for_module(module_id).tau
-            for main, target in module.get_target_network_pairs():
-                polyak_update(main, target, tau)
+            main, target, main_buffers, target_buffers = self._target_tensors(module_id, module)
+            polyak_update_tensors(main, target, tau, main_buffers, target_buffers)
             self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
             self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), self.flat_gradient_steps, reduce="max")
+
+
+    def _target_tensors(self, module_id: ModuleID, module: Any) -> tuple[list[torch.Tensor], ...]:
+        """(main params, target params, main buffers, target buffers) of every target-network
+        pair, cached per module object (loading weights copies into the same tensors)."""
+        cache = self.__dict__.setdefault("_target_tensor_cache", {})
+        hit = cache.get(module_id)
+        if hit is None or hit[0] is not module:
+            pairs = module.get_target_network_pairs()
+            hit = cache[module_id] = (
+                module,
+                [p for m, _ in pairs for p in m.parameters()],
+                [p for _, t in pairs for p in t.parameters()],
+                [b for m, _ in pairs for b in m.buffers()],
+                [b for _, t in pairs for b in t.buffers()],
+            )
+        return hit[1:]
 
 
 # ---- algorithm ------------------------------------------------------------------------------

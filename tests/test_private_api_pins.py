@@ -157,3 +157,9 @@ def test_rllib_names_the_sac_flat_replay_relies_on():
     # With torch_skip_nan_gradients=True RLlib steps without its per-parameter finiteness checks;
     # SACTorchLearner.apply_gradients makes the gradients finite first.
     assert "self.config.torch_skip_nan_gradients or all(" in inspect.getsource(TorchLearner.apply_gradients)
+    # SACTorchLearner.compute_gradients backpropagates the sum in one pass and drops the
+    # per-optimizer losses RLlib's loss stores for its own four passes.
+    from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner as RLlibSAC
+
+    assert "self._temp_losses.pop((module_id, optim_name" in inspect.getsource(RLlibSAC.compute_gradients)
+    assert "self._temp_losses[(module_id, POLICY_LOSS_KEY)]" in inspect.getsource(RLlibSAC._compute_loss_for_module_discrete)
