@@ -37,6 +37,7 @@ from envs.errors import choices_error
 from algorithms.common import Stage, apply_common
 from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.ppo import FiniteGradientsMixin
 from algorithms.settings import CommonSettings, key
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class A2CSettings(CommonSettings):
             vf_loss_coeff=self.vf_loss_coeff,
             grad_clip=self.grad_clip,
             grad_clip_by="global_norm",
-        )
+        ).framework(torch_skip_nan_gradients=True)  # the learner's FiniteGradientsMixin checks instead
 
 
 def masked_mean_fn(mask: torch.Tensor | None):
@@ -170,7 +171,7 @@ def a2c_loss(
     return total, {POLICY_LOSS_KEY: policy_loss, VF_LOSS_KEY: vf_loss, ENTROPY_KEY: mean_entropy}
 
 
-class A2CTorchLearner(OptimizerPlumbingMixin, PPOTorchLearner):
+class A2CTorchLearner(FiniteGradientsMixin, OptimizerPlumbingMixin, PPOTorchLearner):
     """PPOTorchLearner (GAE connectors, entropy schedule) with the A2C loss and our optimizers."""
 
     def compute_loss_for_module(

@@ -390,15 +390,32 @@ def epoch_order(n: int, num_epochs: int, shuffle: bool, rng: np.random.Generator
     return np.concatenate([rng.permutation(n) for _ in range(num_epochs)])
 
 
+# The columns the learners' losses read (PPO's, A2C's, TRPO's); the minibatch iterator slices
+# every column it gets for every gradient step, so the rest stay out of the learner's batch.
+LEARNER_COLUMNS = (
+    Columns.OBS,
+    Columns.ACTIONS,
+    Columns.ACTION_LOGP,
+    Columns.ACTION_DIST_INPUTS,
+    Columns.VF_PREDS,
+    Postprocessing.ADVANTAGES,
+    Postprocessing.VALUE_TARGETS,
+)
+
+
 def learner_batch(columns: Mapping[str, Any], order: np.ndarray | None, device: Any) -> MultiAgentBatch:
-    """The columns (rows in `order`, or as they are) as a tensor MultiAgentBatch of the default module."""
+    """The LEARNER_COLUMNS of `columns` (rows in `order`, or as they are) as a tensor
+    MultiAgentBatch of the default module."""
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         if order is not None:
             a = a[order]
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    batch = {k: ({kk: tensor(vv) for kk, vv in v.items()} if isinstance(v, Mapping) else tensor(v)) for k, v in columns.items()}
+    batch = {}
+    for k in LEARNER_COLUMNS:
+        v = columns[k]
+        batch[k] = {kk: tensor(vv) for kk, vv in v.items()} if isinstance(v, Mapping) else tensor(v)
     n = len(columns[Columns.ACTIONS])
     return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=n)
 

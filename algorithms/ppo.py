@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner as RLlibPPOTorchLearner
 
@@ -23,6 +25,8 @@ from algorithms.settings import CommonSettings, key
 
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,10 +101,28 @@ class PPOSettings(CommonSettings):
             kl_coeff=self.kl_coeff,
             grad_clip=self.grad_clip,
             grad_clip_by="global_norm",
+        ).framework(
+            # The learner makes non-finite gradients finite itself (FiniteGradientsMixin), in
+            # one check instead of RLlib's two per parameter and optimizer step.
+            torch_skip_nan_gradients=True
         )
 
 
-class PPOTorchLearner(OptimizerPlumbingMixin, RLlibPPOTorchLearner):
+class FiniteGradientsMixin:
+    """Learner mixin: nan / inf gradients become finite (``torch.nan_to_num``), as RLlib's
+    default apply_gradients makes them, with one check over all gradients per step (RLlib
+    checks every parameter twice); the config's ``torch_skip_nan_gradients=True`` turns
+    RLlib's own check off (as algorithms.sac does for SAC)."""
+
+    def apply_gradients(self, gradients_dict: Any) -> None:
+        grads = [g.reshape(-1) for g in gradients_dict.values() if g is not None]
+        if grads and not bool(torch.isfinite(torch.cat(grads)).all()):
+            logger.warning("gradients contain nan/inf values; setting them to finite values (torch.nan_to_num)")
+            gradients_dict = {k: g if g is None else torch.nan_to_num(g) for k, g in gradients_dict.items()}
+        super().apply_gradients(gradients_dict)
+
+
+class PPOTorchLearner(FiniteGradientsMixin, OptimizerPlumbingMixin, RLlibPPOTorchLearner):
     """RLlib's PPO loss; optimizer (one over actor + critic) from the trial's settings."""
 
 
