@@ -16,7 +16,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from envs.cell_fate_env import CellFateEnv
-from envs.ode.metrics import METRIC_NAMES as TRAJECTORY_METRICS
+from envs.ode.metrics import trajectory_metrics
 
 
 def masked_logits(module: Any, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -94,13 +94,17 @@ def _predict_metrics(fates: list[int], probs: list[list[np.ndarray]], labels: tu
             "fate_counts": [int(np.sum(y_true == i)) for i in seen], "stages": stages}
 
 
-def _trajectory_summary(finals: list[dict[str, Any]], start_distances: list[float]) -> tuple[float, dict[str, Any]]:
+def _trajectory_summary(envs: list[Any], start_distances: list[float]) -> tuple[float, dict[str, Any]]:
     """Score (the mean fraction of the start distance to the target profile closed) and the
-    seed's per-episode metrics averaged (NaN episodes left out of each mean)."""
-    closed = [(d0 - f["distance"]) / d0 if d0 > 0 else 0.0 for f, d0 in zip(finals, start_distances)]
-    metrics = {name: float(np.nanmean([f[name] for f in finals])) if any(np.isfinite(f[name]) for f in finals)
-               else float("nan") for name in TRAJECTORY_METRICS}
-    return float(np.mean(closed)), {"n_episodes": len(finals), "distance_closed": float(np.mean(closed)), **metrics}
+    seed's metrics over all episodes' genes pooled (as a metric over a data set's cells is): one
+    R2 of every (episode, gene) target by the profile reached, not a mean of per-episode R2s,
+    which a target with little spread over genes would dominate."""
+    finals = [env.distance for env in envs]
+    closed = [(d0 - d) / d0 if d0 > 0 else 0.0 for d0, d in zip(start_distances, finals)]
+    pooled = trajectory_metrics(np.concatenate([env.start_profile for env in envs]),
+                                np.concatenate([env.reached_profile() for env in envs]),
+                                np.concatenate([env.target_profile for env in envs]), envs[0].ode.params.x_max)
+    return float(np.mean(closed)), {"n_episodes": len(envs), "distance_closed": float(np.mean(closed)), **pooled}
 
 
 def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int, env_class: type = CellFateEnv) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def evaluate_module(module: Any, env_config: dict, n_episodes: int, seed: int, e
     if task == "steer":
         score = float(np.mean([bool(f.get("success", False)) for f in finals]))
     elif task == "trajectory":
-        score, out["trajectory_metrics"] = _trajectory_summary(finals, start_distances)
+        score, out["trajectory_metrics"] = _trajectory_summary(envs, start_distances)
     else:
         score = float(np.mean([f.get("accuracy", 0.0) for f in finals]))
         out["predict_metrics"] = _predict_metrics([env.realized_fate for env in envs], stage_probs,

@@ -216,3 +216,25 @@ def test_ode_sac_bench_times_both_sides_at_matched_settings(ray_local):
     assert row["ours_steps_per_s"] > 0 and row["sb3_steps_per_s"] > 0
     assert row["ratio_vs_sb3"] == pytest.approx(row["ours_steps_per_s"] / row["sb3_steps_per_s"], rel=0.01)
     assert "batch_size=256" in row["settings"] and "1 thread" in row["settings"]
+
+
+def test_trajectory_metrics_pool_the_genes_of_all_episodes():
+    from types import SimpleNamespace
+
+    from algorithms.evaluation import _trajectory_summary
+
+    def episode(start, reached, target, distance):
+        return SimpleNamespace(start_profile=np.array(start), target_profile=np.array(target), distance=distance,
+                               reached_profile=lambda: np.array(reached), ode=SimpleNamespace(params=SimpleNamespace(x_max=2.0)))
+
+    # the second target is flat over genes: its own R2 would be 1 - 0.02 / 0 (undefined) or hugely negative
+    envs = [episode([0, 0, 2], [1, 0, 1], [2, 0, 0], 0.5), episode([1, 1, 1], [1.1, 0.9, 1.0], [1, 1, 1], 0.25)]
+    score, m = _trajectory_summary(envs, [1.0, 0.5])
+    assert score == pytest.approx(((1 - 0.5) + (0.5 - 0.25) / 0.5) / 2)
+    target = np.array([2, 0, 0, 1, 1, 1.0])
+    reached = np.array([1, 0, 1, 1.1, 0.9, 1.0])
+    resid = np.sum((target - reached) ** 2)
+    assert m["mse"] == pytest.approx(resid / 6)
+    assert m["r2"] == pytest.approx(1 - resid / np.sum((target - target.mean()) ** 2))
+    # directions (flat below 0.1 x 2.0): true [+, 0, -, 0, 0, 0], reached [+, 0, -, 0, 0, 0]
+    assert m["direction_accuracy"] == 1.0 and m["n_episodes"] == 2

@@ -167,6 +167,10 @@ class OdeCellFateEnv(gym.Env):
     def _profile(self, y: "np.ndarray | None" = None) -> np.ndarray:
         return self.ode.gene_expression(self.y if y is None else y)[0]
 
+    def reached_profile(self) -> np.ndarray:
+        """The cell's expression profile now (genes, mRNA units): at an episode's end, the one reached."""
+        return self._profile()
+
     def _distance(self) -> float:
         d = (self._profile() - self.target_profile) / self._scale
         return float(np.sqrt(np.mean(d ** 2)))

@@ -4,7 +4,8 @@ Each final seed of a trajectory cell records, over its evaluation episodes (algo
 envs.ode.metrics), the fraction of the distance to the target profile closed (its score) and the
 seed's metrics: per-gene direction-of-change accuracy, macro-F1 and AUPRC, and the reached
 profile's MSE, R2 and Pearson correlation with the target (``final_scores.csv`` columns
-``trajectory_*``). Per cell each is the mean over final seeds with a 95% bootstrap interval
+``trajectory_*``; each metric over the genes of all evaluation episodes pooled, as a metric over a
+data set's cells is). Per cell each is the mean over final seeds with a 95% bootstrap interval
 (tournament.report.stats.column_means, each metric its own stratum).
 """
 
@@ -29,7 +30,8 @@ TEXT = (
     "Trajectory task (ODE worlds): move a cell's expression profile towards a later cell's. Distance closed = "
     "1 - final / initial RMS distance to the target (each gene divided by its on level; the score). Direction "
     "accuracy, macro-F1 and AUPRC: the direction of each gene's change (down / flat / up) against the target's; "
-    "MSE, R2 and Pearson r: the reached profile against the target. Mean over final seeds [95% bootstrap CI]."
+    "MSE, R2 and Pearson r: the reached profile against the target; each over the genes of all of a seed's "
+    "evaluation episodes pooled. Mean over final seeds [95% bootstrap CI]."
 )
 
 
