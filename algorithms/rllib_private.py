@@ -9,7 +9,9 @@ fails loudly in one place instead of silently skipping our code.
   groups have ``lr_min`` / ``lr_max`` instead (:class:`OptimizerLrMixin`).
 - ``TorchLearner._update(batch)``: the per-minibatch step ``Learner.update`` calls
   (forward, loss, gradients, optimizer step). TRPO's actor step is not a gradient
-  step of one loss, so its learner replaces the whole thing (:class:`OwnUpdateMixin`).
+  step of one loss, so its learner replaces the whole thing (:class:`OwnUpdateMixin`);
+  SAC's flat replay hands ``Learner.update`` a round of minibatches as one batch and runs
+  RLlib's ``_update`` on each of them itself (:class:`RoundUpdateMixin`).
 - ``synchronous_parallel_sample(..., _uses_new_env_runners=True, _return_metrics=True)``:
   one sample round of the env runners as episodes plus their metrics, as DQN's and
   SAC's training_step take it; SAC's flat replay takes its rounds the same way
@@ -91,3 +93,16 @@ def discard_sac_temp_losses(learner: Any) -> None:
     ``compute_gradients`` (``_temp_losses``, filled by the loss), for a learner that
     backpropagates their sum in one pass instead (algorithms/sac.py)."""
     learner._temp_losses.clear()
+
+
+class RoundUpdateMixin:
+    """Learner mixin: RLlib's per-minibatch ``_update(batch)`` goes through
+    ``self.round_update(batch, step)``, where ``step`` is RLlib's own ``_update``, so a
+    learner handed a whole round of minibatches as one batch can run RLlib's gradient step
+    on each of them without ``Learner.update``'s per-minibatch slicing and bookkeeping."""
+
+    def round_update(self, batch: dict[str, Any], step: Any) -> tuple[Any, Any, Any]:
+        return step(batch)
+
+    def _update(self, batch: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any]:
+        return self.round_update(batch, super()._update)

@@ -13,7 +13,11 @@ adds what our modules need for it and a faster replay:
   multiplied by 0).
 - ``SACTorchLearner``: RLlib's SAC learner whose four optimizers (qf, qf_twin,
   policy, alpha) are the trial's, from the optimizer plumbing; per-group settings
-  go in ``algo_hparams["optimizer_hparams_by_group"]``.
+  go in ``algo_hparams["optimizer_hparams_by_group"]``. Its gradient step gives
+  RLlib's parameters with less work: one backward pass of the summed losses instead
+  of four (the losses depend on disjoint parameters), fused Adam kernels, the Polyak
+  step in one foreach kernel, and, under the flat replay, a round's minibatches taken
+  in one ``Learner.update`` call (``round_update``).
 - ``FlatReplaySAC`` (``replay: flat``, the default): RLlib's SAC algorithm whose
   training_step keeps transitions in an :class:`algorithms.flat_replay.FlatReplayBuffer`
   and hands each round's uniform batches to ``LearnerGroup.update`` as tensors, one
@@ -78,7 +82,7 @@ from algorithms.common import Stage, apply_common, local_learner
 from algorithms.flat_replay import FlatReplayBuffer, sac_train_batch, transitions_from_episodes
 from algorithms.modules import GNNModule, MLPModule
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
-from algorithms.rllib_private import disable_dqn_target_updates, discard_sac_temp_losses, sample_episodes
+from algorithms.rllib_private import RoundUpdateMixin, disable_dqn_target_updates, discard_sac_temp_losses, sample_episodes
 from algorithms.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -101,7 +105,7 @@ class SACSettings(CommonSettings):
         transitions (n_step 1) of the last buffer_size env steps and feed the same
         RLlib loss. "flat": transitions in preallocated numpy arrays
         (algorithms.flat_replay), each round's batches drawn at once and handed to the
-        learner as tensors, one minibatch per gradient step, the target networks
+        learner as tensors in one update call, one batch_size slice per gradient step, the target networks
         moved after every target_update_interval-th gradient step. "rllib": RLlib's
         EpisodeReplayBuffer and training_step (episode slices and the learner
         connector for every gradient step; many times slower, kept to compare with).
@@ -325,7 +329,14 @@ def use_fused_adam(optimizer: torch.optim.Optimizer) -> bool:
     return True
 
 
-class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
+def _rows(value: Any, start: int, stop: int) -> Any:
+    """Rows start:stop of a batch column (nested dicts of tensors), as views."""
+    if isinstance(value, Mapping):
+        return {k: _rows(v, start, stop) for k, v in value.items()}
+    return value[start:stop]
+
+
+class SACTorchLearner(RoundUpdateMixin, OptimizerPlumbingMixin, RLlibSACTorchLearner):
     """RLlib's SAC losses; qf, qf_twin, policy and alpha optimizers from the trial's settings.
 
     Under the flat replay (``config.replay == "flat"``) one ``update`` call holds a
@@ -339,6 +350,20 @@ class SACTorchLearner(OptimizerPlumbingMixin, RLlibSACTorchLearner):
         self.flat_gradient_steps = 0
         if self.flat_targets:
             disable_dqn_target_updates(self)
+
+    def round_update(self, batch: dict[str, Any], step: Any) -> tuple[Any, Any, Any]:
+        # The flat replay hands Learner.update a whole round (gradient steps x batch_size rows,
+        # no minibatch_size): RLlib's gradient step runs here on each batch_size slice in turn,
+        # as views, instead of Learner.update slicing SampleBatches and logging per minibatch.
+        # The returned outputs and losses are the last step's, as Learner.update keeps them.
+        size = int(self.config.train_batch_size_per_learner)
+        rows = max((len(b[Columns.REWARDS]) for b in batch.values()), default=0)
+        if not self.flat_targets or rows <= size:
+            return step(batch)
+        out: tuple[Any, Any, Any] = ({}, {}, {})
+        for start in range(0, rows, size):
+            out = step({mid: _rows(b, start, start + size) for mid, b in batch.items()})
+        return out
 
     def optimizer_groups(self, module_id: ModuleID, config: Any) -> dict[str, list[torch.nn.Parameter]]:
         module = self.module[module_id].unwrapped()
@@ -449,8 +474,10 @@ class FlatReplaySAC(SAC):
     owes ``gradient_steps`` gradient steps per ``train_freq`` of its env steps (the
     remainder carries over); their batches are drawn at once (uniform, with
     replacement, from the same buffer, as one batch after another would be) and go
-    to ``LearnerGroup.update`` as one tensor batch split into ``batch_size``
-    minibatches, one gradient step each; then the env runners get the new weights.
+    to ``LearnerGroup.update`` as one tensor batch, which the learner takes in
+    ``batch_size`` slices, one gradient step each (``SACTorchLearner.round_update``;
+    RLlib's ``module_train_batch_size_mean`` metric then counts the round's rows);
+    then the env runners get the new weights.
     With ``replay: rllib`` it is RLlib's SAC training_step unchanged."""
 
     @classmethod
@@ -488,8 +515,10 @@ class FlatReplaySAC(SAC):
             batch = sac_train_batch(self.flat_buffer.sample(steps * batch_size), self._learner_device)
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             results = self.learner_group.update(
+                # The whole round as one batch: SACTorchLearner.round_update takes its
+                # batch_size slices one gradient step each.
                 batch=batch,
-                minibatch_size=batch_size if steps > 1 else None,
+                minibatch_size=None,
                 num_epochs=1,
                 shuffle_batch_per_epoch=False,
                 timesteps={

@@ -51,6 +51,13 @@ def test_the_rllib_learner_hooks_exist_with_their_signatures():
     assert "fwd_out, loss_per_module, _ = self._update(" in inspect.getsource(Learner.update)
     # Our overrides are the ones the learners resolve.
     assert TRPOTorchLearner._update is OwnUpdateMixin._update
+    # SAC's learner runs RLlib's own _update on each minibatch of a round (RoundUpdateMixin).
+    from algorithms.rllib_private import RoundUpdateMixin
+    from algorithms.sac import SACTorchLearner
+
+    assert SACTorchLearner._update is RoundUpdateMixin._update
+    mro = SACTorchLearner.__mro__
+    assert next(c for c in mro[mro.index(RoundUpdateMixin) + 1 :] if "_update" in c.__dict__) is TorchLearner
     assert TRPOTorchLearner._get_optimizer_lr is OptimizerLrMixin._get_optimizer_lr
 
 

@@ -108,3 +108,38 @@ def test_one_backward_and_fused_adam_give_rllibs_update(module):
         torch.testing.assert_close(alpha, ref_alpha, rtol=1e-5, atol=1e-6)
     finally:
         runner.stop()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_round_as_one_batch_trains_as_minibatches_through_learner_update():
+    plan = TrialPlan(target="Mo", algorithm="SAC", module="mlp", optimizer="adam", optimizer_hparams={"lr": 1e-2},
+                     algo_hparams=TINY, env_steps=64)
+    runner = TrialRunner(plan)
+    try:
+        runner.train_iteration()
+        algo = runner.algo
+        learner = local_learner(algo)
+        round_batch = sac_train_batch(algo.flat_buffer.sample(4 * TINY["batch_size"]))
+        start = _snapshot(learner)
+        outcomes = []
+        for whole in (False, True):
+            _restore(learner, start)
+            steps = learner.flat_gradient_steps
+            if not whole:  # RLlib's Learner.update slicing the minibatches, one _update each
+                learner.round_update = lambda batch, step: step(batch)
+            try:
+                results = algo.learner_group.update(batch=round_batch, minibatch_size=None if whole else TINY["batch_size"],
+                                                    num_epochs=1, shuffle_batch_per_epoch=False, timesteps={"num_env_steps_sampled_lifetime": 64})
+            finally:
+                learner.__dict__.pop("round_update", None)
+            assert learner.flat_gradient_steps - steps == 4
+            outcomes.append((_snapshot(learner), results[0][DEFAULT_MODULE_ID]))
+        (ref, ref_results), (got, got_results) = outcomes
+        for key, value in ref[0].items():
+            torch.testing.assert_close(got[0][key], value, rtol=1e-6, atol=1e-7, msg=key)
+        torch.testing.assert_close(got[2], ref[2])
+        # The logged losses are the last gradient step's either way.
+        for key in ("policy_loss", "qf_loss", "alpha_loss", "num_module_steps_trained"):
+            assert float(got_results[key].peek()) == pytest.approx(float(ref_results[key].peek()), rel=1e-5), key
+    finally:
+        runner.stop()
