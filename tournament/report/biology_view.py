@@ -136,7 +136,8 @@ def oracle_table(run: RunData, top: int = 3) -> pd.DataFrame:
         rows.append({
             "world": world, "task": task, "target": target, "max_perturb": k,
             "optimum": o.get("optimum"),
-            "optimum_is": "exact optimum" if o.get("exact") else "best known (lower bound)",
+            "optimum_is": "exact optimum" if o.get("exact") else (
+                "best known (lower bound)" if o.get("optimum") is not None else "none (the best entry is the reference)"),
             "method": o.get("method", ""),
             "baseline": ", ".join(f"{f}: {p:.3f}" for f, p in sorted(baseline.items())
                                   if isinstance(p, (int, float))),

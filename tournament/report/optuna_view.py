@@ -132,8 +132,7 @@ def _ordered(studies: dict[str, CellStudy], lb: pd.DataFrame) -> list[tuple[pd.S
 
 
 def _label(r: pd.Series) -> str:
-    return (f"{plots.group_label(r['world'], r['task'], r['target'])}: "
-            f"{r['algorithm']} / {r['optimizer']} / k={r['max_perturb']} / {r['module']}")
+    return f"{plots.group_label(r['world'], r['task'], r['target'])}: {plots.recipe_label(r)}"
 
 
 def importance_table(studies: dict[str, CellStudy], lb: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +171,7 @@ def plot_optimization_history(studies: dict[str, CellStudy], lb: pd.DataFrame) -
         ax.plot(number, value, linestyle="none", marker=plots.MARKERS[0], color=plots.PALETTE[0],
                 label="objective value")
         ax.step(number, best, where="post", color=plots.PALETTE[3], linestyle="--", label="best so far")
-        ax.set_title(f"{r['algorithm']} / {r['optimizer']} / k={r['max_perturb']} / {r['module']}\n"
+        ax.set_title(f"{plots.recipe_label(r)}\n"
                      f"{plots.group_label(r['world'], r['task'], r['target'])}", fontsize=9)
         ax.set_xlabel("trial number")
         ax.set_ylabel(f"tuning score ({plots.score_unit(r['task'])})", fontsize=8)

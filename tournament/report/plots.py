@@ -169,7 +169,7 @@ def plot_learning_curves(
             grid, runs = _interp_runs(data, y)
             if runs.size == 0:
                 continue
-            label = f"{c['algorithm']} / {c['optimizer']} / {c['module']}"
+            label = recipe_label(c, max_perturb=False)
             label += " (best tuning trial)" if provisional else f" ({runs.shape[0]} seeds)"
             _band_line(ax, grid, runs, i, label, reps, seed)
             drew = True
@@ -189,8 +189,14 @@ def plot_learning_curves(
     return fig
 
 
-def _row_label(r: pd.Series) -> str:
-    return f"{r['algorithm']} / {r['optimizer']} / k={r['max_perturb']} / {r['module']}"
+def recipe_label(r: "pd.Series | dict", max_perturb: bool = True) -> str:
+    """A cell's recipe as figures name it: algorithm / optimizer / k=K / module, and / continuous for
+    a continuous-action cell (a discrete one and a continuous one would read the same otherwise)."""
+    parts = [r["algorithm"], r["optimizer"], *([f"k={r['max_perturb']}"] if max_perturb else []), r["module"]]
+    if r.get("action", "discrete") == "continuous":
+        parts.append("continuous")
+    return " / ".join(str(p) for p in parts)
+
 
 
 @_styled
@@ -237,7 +243,7 @@ def plot_leaderboard(leaderboard: pd.DataFrame) -> Figure | None:
             h = ax.axvline(r["optimum"], color="#000000", linestyle=LINESTYLES[i % len(LINESTYLES)],
                            linewidth=1.2)
             used.setdefault(f"oracle optimum, k={r['max_perturb']} ({what})", h)
-        ax.set_yticks(ypos, [f"{int(r['rank'])}. {_row_label(r)}" for _, r in g.iterrows()])
+        ax.set_yticks(ypos, [f"{int(r['rank'])}. {recipe_label(r)}" for _, r in g.iterrows()])
         ax.set_ylim(-0.7, len(g) - 0.3)
         more = f" (best {MAX_BOARD_ROWS} of {n_cells} cells)" if n_cells > MAX_BOARD_ROWS else ""
         ax.set_title(group_label(world, task, target) + more)

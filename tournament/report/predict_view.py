@@ -137,7 +137,7 @@ def plot_stage_metrics(table: pd.DataFrame, leaderboard: pd.DataFrame) -> Figure
             color = plots.PALETTE[i % len(plots.PALETTE)]
             ax.plot(g["stage"], g[m], color=color, linestyle=plots.LINESTYLES[i % len(plots.LINESTYLES)],
                     marker=plots.MARKERS[i % len(plots.MARKERS)],
-                    label=f"{r['world']}: {r['algorithm']} / {r['optimizer']} / k={r['max_perturb']} / {r['module']}")
+                    label=f"{r['world']}: {plots.recipe_label(r)}")
             lo, hi = g[f"{m}_ci_low"].to_numpy(float), g[f"{m}_ci_high"].to_numpy(float)
             if np.isfinite(lo).any():
                 ax.fill_between(g["stage"], lo, hi, color=color, alpha=0.15, linewidth=0)
