@@ -56,7 +56,7 @@ def _sb3(env_steps: int, seed: int) -> float:
     return env_steps / (time.perf_counter() - start)
 
 
-def bench_ode_sac(env_steps: int = 2000, repetitions: int = 3, modules: tuple[str, ...] = ("mlp", "gnn")) -> list[dict[str, Any]]:
+def bench_ode_sac(env_steps: int = 1000, repetitions: int = 3, modules: tuple[str, ...] = ("mlp", "gnn")) -> list[dict[str, Any]]:
     """One row per module: ours and SB3's median env steps/s, the ratio and the per-repetition ratios."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
