@@ -15,9 +15,10 @@ adds what our modules need for it and a faster replay:
   policy, alpha) are the trial's, from the optimizer plumbing; per-group settings
   go in ``algo_hparams["optimizer_hparams_by_group"]``. Its gradient step gives
   RLlib's parameters with less work: one backward pass of the summed losses instead
-  of four (the losses depend on disjoint parameters), fused Adam kernels, the Polyak
-  step in one foreach kernel, and, under the flat replay, a round's minibatches taken
-  in one ``Learner.update`` call (``round_update``).
+  of four (the losses depend on disjoint parameters), fused Adam kernels (the
+  optimizer plumbing's, for every algorithm), the Polyak step in one foreach kernel,
+  and, under the flat replay, a round's minibatches taken in one ``Learner.update``
+  call (``round_update``).
 - ``FlatReplaySAC`` (``replay: flat``, the default): RLlib's SAC algorithm whose
   training_step keeps transitions in an :class:`algorithms.flat_replay.FlatReplayBuffer`
   and hands each round's uniform batches to ``LearnerGroup.update`` as tensors, one
@@ -312,23 +313,6 @@ def polyak_update_tensors(
         torch._foreach_copy_(target_buffers, main_buffers)
 
 
-def use_fused_adam(optimizer: torch.optim.Optimizer) -> bool:
-    """Switch a plain torch Adam (or AMSGrad) to its fused kernel, one call for all its
-    parameters instead of a dozen tensor ops per parameter (the same update, a third of
-    the time on CPU). Other optimizers (ASGD) are left as they are; returns whether it switched."""
-    if type(optimizer) is not torch.optim.Adam:
-        return False
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    if any(g.get("differentiable") or g.get("capturable") for g in optimizer.param_groups):
-        return False
-    if not params or any(not p.is_floating_point() or p.device.type not in ("cpu", "cuda") for p in params):
-        return False
-    for group in [optimizer.defaults, *optimizer.param_groups]:
-        group["foreach"] = False
-        group["fused"] = True
-    return True
-
-
 def _rows(value: Any, start: int, stop: int) -> Any:
     """Rows start:stop of a batch column (nested dicts of tensors), as views."""
     if isinstance(value, Mapping):
@@ -372,8 +356,6 @@ class SACTorchLearner(RoundUpdateMixin, OptimizerPlumbingMixin, RLlibSACTorchLea
     def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
         super().configure_optimizers_for_module(module_id, config)
         self.register_plumbed_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
-        for _, optimizer in self.get_optimizers_for_module(module_id):
-            use_fused_adam(optimizer)
 
     def compute_gradients(self, loss_per_module: Any, **kwargs: Any) -> Any:
         # RLlib's SAC learner backpropagates each optimizer's loss on its own (four backward

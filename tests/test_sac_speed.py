@@ -11,7 +11,8 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from algorithms.common import local_learner
 from algorithms.flat_replay import sac_train_batch
-from algorithms.sac import RLlibSACTorchLearner, polyak_update_tensors, use_fused_adam
+from algorithms.optimizer_plumbing import use_fused_adam
+from algorithms.sac import RLlibSACTorchLearner, polyak_update_tensors
 from algorithms.trial import TrialRunner
 from algorithms.trial_plan import TrialPlan
 
