@@ -32,20 +32,17 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
 
-from envs.errors import choices_error
-
 from algorithms.common import Stage, apply_common
-from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
-from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
-from algorithms.ppo import FiniteGradientsMixin
-from algorithms.settings import CommonSettings, key
+from algorithms.flat_on_policy import FlatOnPolicyConfigMixin, FlatOnPolicyMixin, OnPolicySamplingSettings
+from algorithms.optimizer_plumbing import FiniteGradientsMixin, OptimizerPlumbingMixin
+from algorithms.settings import key
 
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
 
 
 @dataclass(frozen=True, kw_only=True)
-class A2CSettings(CommonSettings):
+class A2CSettings(OnPolicySamplingSettings):
     """A2C's ``algo_hparams`` (Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement
     Learning", synchronous form): SB3's A2C defaults except the batch (SB3's name in brackets).
 
@@ -77,12 +74,6 @@ class A2CSettings(CommonSettings):
     entropy_coeff: float = 0.0
     vf_loss_coeff: float = 0.5
     grad_clip: float | None = 0.5
-    sampling: str = "flat"
-
-    def __post_init__(self) -> None:
-        if self.sampling not in SAMPLING_KINDS:
-            raise choices_error("A2C sampling", self.sampling, SAMPLING_KINDS)
-        super().__post_init__()
 
     def apply_to(self, config: "A2CConfig") -> "A2CConfig":
         """These settings on an A2CConfig."""

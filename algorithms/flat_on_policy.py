@@ -87,8 +87,10 @@ from ray.rllib.utils.metrics import (
 )
 
 from envs.batched_env import BatchedCellFateEnv
+from envs.errors import choices_error
 
 from algorithms.common import local_learner
+from algorithms.settings import CommonSettings
 
 SAMPLING_KINDS = ("flat", "rllib")
 # The attribute of an env runner that holds its FlatSampler between iterations.
@@ -98,6 +100,19 @@ logger = logging.getLogger(__name__)
 
 
 # ---- the config side --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnPolicySamplingSettings(CommonSettings):
+    """The settings of an algorithm that samples on-policy (PPO, A2C, TRPO): CommonSettings
+    plus ``sampling`` ("flat" or "rllib", each algorithm's docstring says what it means there)."""
+
+    sampling: str = "flat"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_KINDS:
+            raise choices_error(f"{self.NAME} sampling", self.sampling, SAMPLING_KINDS)
+        super().__post_init__()
 
 
 class FlatOnPolicyConfigMixin:

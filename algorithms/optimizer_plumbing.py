@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 import torch
 from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER
 from ray.rllib.utils.typing import ModuleID
@@ -45,6 +47,8 @@ from algorithms.rllib_private import OptimizerLrMixin
 OPTIMIZER_KEY = "optimizer"
 HPARAMS_KEY = "optimizer_hparams"
 GROUP_HPARAMS_KEY = "optimizer_hparams_by_group"
+
+logger = logging.getLogger(__name__)
 
 
 def optimizer_settings(name: str, hparams: dict[str, Any], by_group: dict[str, dict] | None = None) -> dict[str, Any]:
@@ -76,6 +80,20 @@ def use_fused_adam(optimizer: torch.optim.Optimizer) -> bool:
         group["foreach"] = False
         group["fused"] = True
     return True
+
+
+class FiniteGradientsMixin:
+    """Learner mixin: nan / inf gradients become finite (``torch.nan_to_num``), as RLlib's
+    default apply_gradients makes them, with one check over all gradients per step (RLlib
+    checks every parameter twice); the config's ``torch_skip_nan_gradients=True`` turns
+    RLlib's own check off (the PPO, A2C and SAC settings set it)."""
+
+    def apply_gradients(self, gradients_dict: Any) -> None:
+        grads = [g.reshape(-1) for g in gradients_dict.values() if g is not None]
+        if grads and not bool(torch.isfinite(torch.cat(grads)).all()):
+            logger.warning("gradients contain nan/inf values; setting them to finite values (torch.nan_to_num)")
+            gradients_dict = {k: g if g is None else torch.nan_to_num(g) for k, g in gradients_dict.items()}
+        super().apply_gradients(gradients_dict)
 
 
 class OptimizerPlumbingMixin(OptimizerLrMixin):

@@ -9,28 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner as RLlibPPOTorchLearner
 
-from envs.errors import choices_error
-
 from algorithms.common import Stage, apply_common
-from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
-from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
-from algorithms.settings import CommonSettings, key
+from algorithms.flat_on_policy import FlatOnPolicyConfigMixin, FlatOnPolicyMixin, OnPolicySamplingSettings
+from algorithms.optimizer_plumbing import FiniteGradientsMixin, OptimizerPlumbingMixin
+from algorithms.settings import key
 
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
 
-logger = logging.getLogger(__name__)
-
-
 @dataclass(frozen=True, kw_only=True)
-class PPOSettings(CommonSettings):
+class PPOSettings(OnPolicySamplingSettings):
     """PPO's ``algo_hparams`` (Schulman et al. 2017, "Proximal Policy Optimization Algorithms").
 
     Set for short cell-fate episodes (at most n_stages + MAX_PERTURB steps, reward at
@@ -74,12 +67,6 @@ class PPOSettings(CommonSettings):
     use_kl_loss: bool = False
     kl_coeff: float = 0.0
     grad_clip: float | None = 0.5
-    sampling: str = "flat"
-
-    def __post_init__(self) -> None:
-        if self.sampling not in SAMPLING_KINDS:
-            raise choices_error("PPO sampling", self.sampling, SAMPLING_KINDS)
-        super().__post_init__()
 
     def apply_to(self, config: PPOConfig) -> PPOConfig:
         """These settings on an RLlib PPOConfig (the sampling choice only on a FlatPPOConfig)."""
@@ -106,20 +93,6 @@ class PPOSettings(CommonSettings):
             # one check instead of RLlib's two per parameter and optimizer step.
             torch_skip_nan_gradients=True
         )
-
-
-class FiniteGradientsMixin:
-    """Learner mixin: nan / inf gradients become finite (``torch.nan_to_num``), as RLlib's
-    default apply_gradients makes them, with one check over all gradients per step (RLlib
-    checks every parameter twice); the config's ``torch_skip_nan_gradients=True`` turns
-    RLlib's own check off (as algorithms.sac does for SAC)."""
-
-    def apply_gradients(self, gradients_dict: Any) -> None:
-        grads = [g.reshape(-1) for g in gradients_dict.values() if g is not None]
-        if grads and not bool(torch.isfinite(torch.cat(grads)).all()):
-            logger.warning("gradients contain nan/inf values; setting them to finite values (torch.nan_to_num)")
-            gradients_dict = {k: g if g is None else torch.nan_to_num(g) for k, g in gradients_dict.items()}
-        super().apply_gradients(gradients_dict)
 
 
 class PPOTorchLearner(FiniteGradientsMixin, OptimizerPlumbingMixin, RLlibPPOTorchLearner):

@@ -82,7 +82,7 @@ from envs.errors import UserInputError, choices_error
 from algorithms.common import Stage, apply_common, local_learner
 from algorithms.flat_replay import FlatReplayBuffer, sac_train_batch, transitions_from_episodes
 from algorithms.modules import GNNModule, MLPModule
-from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
+from algorithms.optimizer_plumbing import FiniteGradientsMixin, OptimizerPlumbingMixin
 from algorithms.rllib_private import RoundUpdateMixin, disable_dqn_target_updates, discard_sac_temp_losses, sample_episodes
 from algorithms.settings import CommonSettings
 
@@ -189,7 +189,7 @@ class SACSettings(CommonSettings):
             min_time_s_per_iteration=0,
             min_sample_timesteps_per_iteration=max(self.steps_per_iteration, int(config.num_envs_per_env_runner)),
         ).env_runners(rollout_fragment_length=1).framework(
-            # SACTorchLearner.apply_gradients makes non-finite gradients finite itself (as
+            # The learner makes non-finite gradients finite itself (FiniteGradientsMixin, as
             # RLlib's default does), in one check instead of two per parameter.
             torch_skip_nan_gradients=True
         )
@@ -320,7 +320,7 @@ def _rows(value: Any, start: int, stop: int) -> Any:
     return value[start:stop]
 
 
-class SACTorchLearner(RoundUpdateMixin, OptimizerPlumbingMixin, RLlibSACTorchLearner):
+class SACTorchLearner(RoundUpdateMixin, FiniteGradientsMixin, OptimizerPlumbingMixin, RLlibSACTorchLearner):
     """RLlib's SAC losses; qf, qf_twin, policy and alpha optimizers from the trial's settings.
 
     Under the flat replay (``config.replay == "flat"``) one ``update`` call holds a
@@ -367,15 +367,7 @@ class SACTorchLearner(RoundUpdateMixin, OptimizerPlumbingMixin, RLlibSACTorchLea
         return TorchLearner.compute_gradients(self, loss_per_module, **kwargs)
 
     def apply_gradients(self, gradients_dict: Any) -> None:
-        # RLlib's default turns nan / inf gradients into finite ones (torch.nan_to_num),
-        # checking every parameter twice per optimizer step; one check over all of them
-        # does the same, and the config's torch_skip_nan_gradients=True skips RLlib's
-        # (see SACSettings.apply_to).
-        grads = [g.reshape(-1) for g in gradients_dict.values() if g is not None]
-        if grads and not bool(torch.isfinite(torch.cat(grads)).all()):
-            logger.warning("SAC gradients contain nan/inf values; setting them to finite values (torch.nan_to_num)")
-            gradients_dict = {k: g if g is None else torch.nan_to_num(g) for k, g in gradients_dict.items()}
-        super().apply_gradients(gradients_dict)
+        super().apply_gradients(gradients_dict)  # FiniteGradientsMixin makes them finite first
         if not self.flat_targets:
             return
         self.flat_gradient_steps += 1

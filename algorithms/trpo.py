@@ -39,15 +39,15 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.typing import ModuleID
 
-from envs.errors import UserInputError, choices_error
+from envs.errors import UserInputError
 
 from algorithms.a2c import WholeBatchConfig, masked_mean_fn
 from algorithms.common import Stage, apply_common
 from algorithms.conjugate_gradient import assign_flat, conjugate_gradient, flatten
-from algorithms.flat_on_policy import SAMPLING_KINDS, FlatOnPolicyConfigMixin, FlatOnPolicyMixin
+from algorithms.flat_on_policy import FlatOnPolicyConfigMixin, FlatOnPolicyMixin, OnPolicySamplingSettings
 from algorithms.optimizer_plumbing import OptimizerPlumbingMixin
 from algorithms.rllib_private import OwnUpdateMixin
-from algorithms.settings import CommonSettings, key
+from algorithms.settings import key
 
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
@@ -58,7 +58,7 @@ SETTINGS_KEY = "trpo"
 
 
 @dataclass(frozen=True, kw_only=True)
-class TRPOSettings(CommonSettings):
+class TRPOSettings(OnPolicySamplingSettings):
     """TRPO's ``algo_hparams`` (Schulman et al. 2015, "Trust Region Policy Optimization"):
     sb3-contrib's names and defaults, except the batch.
 
@@ -105,11 +105,8 @@ class TRPOSettings(CommonSettings):
     n_critic_updates: int = 10
     batch_size: int = 128
     grad_clip: float | None = None
-    sampling: str = "flat"
 
     def __post_init__(self) -> None:
-        if self.sampling not in SAMPLING_KINDS:
-            raise choices_error("TRPO sampling", self.sampling, SAMPLING_KINDS)
         super().__post_init__()
         if not 0.0 < self.line_search_shrinking_factor < 1.0:
             raise UserInputError(f"TRPO line_search_shrinking_factor must be in (0, 1), got {self.line_search_shrinking_factor}")

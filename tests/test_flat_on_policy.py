@@ -267,7 +267,8 @@ def test_flat_trial_learns_to_steer_to_mo(algorithm):
 
 def test_learners_make_non_finite_gradients_finite_in_one_check():
     from algorithms.a2c import A2CTorchLearner
-    from algorithms.ppo import FiniteGradientsMixin, PPOTorchLearner
+    from algorithms.optimizer_plumbing import FiniteGradientsMixin
+    from algorithms.ppo import PPOTorchLearner
 
     class Recorder:
         def apply_gradients(self, gradients_dict):
