@@ -31,12 +31,6 @@ def masked_logits(module: Any, observations: list[dict[str, np.ndarray]]) -> np.
     return logits.float().cpu().numpy()
 
 
-def greedy_actions(module: Any, observations: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """The module's greedy actions for a list of observations (arg max logit, or Gaussian mean)."""
-    with torch.no_grad():
-        return module.deterministic_actions(torch.as_tensor(masked_logits(module, observations))).numpy()
-
-
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)

@@ -384,7 +384,6 @@ class SACTorchLearner(RoundUpdateMixin, FiniteGradientsMixin, OptimizerPlumbingM
             self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
             self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), self.flat_gradient_steps, reduce="max")
 
-
     def _target_tensors(self, module_id: ModuleID, module: Any) -> tuple[list[torch.Tensor], ...]:
         """(main params, target params, main buffers, target buffers) of every target-network
         pair, cached per module object (loading weights copies into the same tensors)."""
