@@ -100,7 +100,7 @@ def env_settings(config: dict | None) -> dict[str, Any]:
     world = load_world(s["world"])
     if s["background"]:
         bg = s["background"]
-        world = world.with_background([bg] if isinstance(bg, str) else list(bg))
+        world = world.with_background(bg)
     s["world"] = world
     if s["task"] not in TASKS:
         raise choices_error("task", s["task"], TASKS)

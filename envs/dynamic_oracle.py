@@ -349,7 +349,7 @@ def dynamic_optimum(
     """
     world = load_world(world)
     if background:
-        world = world.with_background([background] if isinstance(background, str) else list(background))
+        world = world.with_background(background)
     n_stages = int(n_stages or len(world.stages) or 4)
     updates_per_stage = int(updates_per_stage or world.n_genes)
     solver = DynamicSolver(world, target, max_perturb, n_stages, updates_per_stage, kinds, pulse_stages, condition,

@@ -88,7 +88,7 @@ def ode_env_settings(config: dict | None) -> dict[str, Any]:
     world = s["world"].world if isinstance(s["world"], OdeWorld) else load_world(s["world"])
     if s["background"]:
         bg = s["background"]
-        world = world.with_background([bg] if isinstance(bg, str) else list(bg))
+        world = world.with_background(bg)
     s["world"] = world
     for key, valid in (("task", TASKS), ("action", ACTIONS), ("observation", OBSERVATIONS)):
         if s[key] not in valid:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.errors import UserInputError
-from tournament.engine.cells import Cell, task_env, task_start, task_world
+from tournament.engine.cells import Cell, task_env, task_single_start, task_world
 from tournament.engine.rundir import atomic_write_json, read_json
 from tournament.engine.spec import TournamentSpec
 
@@ -31,8 +31,7 @@ def _rows(spec: TournamentSpec, cell: Cell) -> list[dict[str, Any]]:
     if env.get("pulse_stages") is not None:
         return [{"name": n, "value": None, "reason": PULSED_REASON, "best": []} for n in cfg.names]
     world = task_world(spec, cell)
-    start = task_start(spec)
-    start = start[0] if isinstance(start, list) else start
+    start = task_single_start(spec)
     rows = []
     for name in cfg.names:
         extra = {"time_limit_s": cfg.control_time_s} if name == "aeon_control" else {}

@@ -107,7 +107,7 @@ def task_world(spec: TournamentSpec, cell: Cell) -> Any:
     world = load_world(cell.world)
     background = spec.env.get("background")
     if background:
-        world = world.with_background([background] if isinstance(background, str) else list(background))
+        world = world.with_background(background)
     return world
 
 
@@ -117,6 +117,12 @@ def task_start(spec: TournamentSpec) -> Any:
     if isinstance(start, (list, tuple)):
         return start[0] if len(start) == 1 else list(start)
     return start
+
+
+def task_single_start(spec: TournamentSpec) -> Any:
+    """The start of the time-0 searches (static oracle, baselines), which take one: of a list, the first."""
+    start = task_start(spec)
+    return start[0] if isinstance(start, list) else start
 
 
 def expand_grid(spec: TournamentSpec) -> list[Cell]:

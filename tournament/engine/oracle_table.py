@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.errors import UserInputError
-from tournament.engine.cells import Cell, task_env, task_start, task_world
+from tournament.engine.cells import Cell, task_env, task_single_start, task_start, task_world
 from tournament.engine.rundir import atomic_write_json, read_json
 from tournament.engine.spec import TournamentSpec
 
@@ -30,11 +30,6 @@ REFERENCE_STATIC = "exact static optimum"
 REFERENCE_BOUND = "oracle lower bound"
 # A target the unperturbed cell already reaches this often is no steering task.
 DEFAULT_OUTCOME_WARNING = 0.95
-
-
-def _first(start: Any) -> Any:
-    """The time-0 oracle takes one start; of a list, the first."""
-    return start[0] if isinstance(start, list) else start
 
 
 def _steer_entry(spec: TournamentSpec, cell: Cell) -> dict[str, Any]:
@@ -46,7 +41,7 @@ def _steer_entry(spec: TournamentSpec, cell: Cell) -> dict[str, Any]:
     pulsed = env.get("pulse_stages") is not None
     entry: dict[str, Any] = {"optimum": None, "exact": False, "reference": "none", "baseline": {}, "best": []}
     if not pulsed:
-        res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=_first(task_start(spec)),
+        res = best_perturbations(world, cell.target, cell.max_perturb, tuple(spec.kinds), start=task_single_start(spec),
                                  top=10, condition=env.get("condition"), n_cells=spec.oracle.n_cells,
                                  time_budget_s=spec.oracle.time_budget_s)
         entry.update(optimum=float(res.optimum), exact=bool(res.exact), method=res.method, baseline=res.baseline,
@@ -55,7 +50,7 @@ def _steer_entry(spec: TournamentSpec, cell: Cell) -> dict[str, Any]:
     else:
         from envs.oracle import fate_distribution
 
-        unperturbed = fate_distribution(world, [], start=_first(task_start(spec)), n_cells=spec.oracle.n_cells,
+        unperturbed = fate_distribution(world, [], start=task_single_start(spec), n_cells=spec.oracle.n_cells,
                                         condition=env.get("condition"))
         entry.update(baseline=unperturbed.probabilities,
                      method="no time-0 bound: pulsed perturbations (env.pulse_stages) are another task than "
