@@ -83,3 +83,21 @@ def test_quick_kwargs_still_fit():
     params = inspect.signature(tb.bench_train).parameters
     assert set(quick) <= set(params)
     assert params["sac_env_steps"].default is None  # derived from env_steps: 512 at 20000, 256 for --quick
+
+
+def test_shared_gnn_variant_has_one_encoder_and_says_so():
+    runner = tb.build_ours("PPO", "gnn_shared", 64, None, LR)
+    try:
+        from algorithms.common import local_learner
+
+        module = local_learner(runner.algo).module["default_policy"]
+        text = tb.ours_description(runner, tb.ours_received(runner))
+    finally:
+        runner.stop()
+    assert module.vf_encoder is None and "one encoder for actor and critic" in text
+    assert tb.modules_of("SAC", tuple(tb.MODULE_VARIANTS)) == ["gnn", "mlp"]
+
+
+def test_unknown_module_variant_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match="gnn_shared"):
+        tb.bench_train(modules=("gnn_sharde",))

@@ -26,6 +26,11 @@ defaults unless ``algo_hparams`` says otherwise) and handed to SB3 under its nam
   than its actor (encoder + value head), so SB3's vf gets it too;
 - Adam at the same learning rate, one torch thread each, construction excluded.
 
+Our modules come in three variants (``MODULE_VARIANTS``): the MLP, the GNN as the tournament
+builds it (actor and critic each with their own encoder), and ``gnn_shared``, the GNN with one
+encoder for both (``share_encoder: true``, SB3's convention for its CNN policies), benched for
+PPO and A2C so the option's speed sits next to the default's.
+
 SB3 sees the flat observation as one Box, the node features followed by the
 action mask (no masking: an invalid action is a penalised no-op in the
 environment). That is the MLP setup a user would pick and the cheapest per step
@@ -66,6 +71,14 @@ from envs.world import load_world
 
 ENV = {"task": "steer", "target": "Mo", "max_perturb": 2}
 ALGORITHMS = ("PPO", "A2C", "SAC")
+# The bench's module variants: (module kind, module options). "gnn_shared" is the GNN with one
+# encoder for actor and critic (``share_encoder``, off by default): half the encoder work of an
+# on-policy update; SAC's networks have no critic encoder to share, so SAC skips it.
+MODULE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gnn": ("gnn", {}),
+    "gnn_shared": ("gnn", {"share_encoder": True}),
+    "mlp": ("mlp", {}),
+}
 SB3_ALGORITHM = {"PPO": "PPO", "A2C": "A2C", "SAC": "DQN"}
 # Settings compared between the two sides; a row whose sides differ in any of them is an error.
 SHARED = ("n_envs", "batch", "minibatch", "epochs", "hidden", "updates_per_step", "buffer", "learning_starts", "gamma", "lr", "threads")
@@ -81,6 +94,13 @@ class FlatBoxObservation(gym.ObservationWrapper):
 
     def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([observation["x"].reshape(-1), observation["action_mask"]]).astype(np.float32)
+
+
+def module_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """(module kind, module options) of a MODULE_VARIANTS name."""
+    if name not in MODULE_VARIANTS:
+        raise ValueError(f"unknown module {name!r}; valid choices: {', '.join(MODULE_VARIANTS)}")
+    return MODULE_VARIANTS[name]
 
 
 def settings_of(algorithm: str, algo_hparams: Mapping[str, Any] | None = None) -> Any:
@@ -108,16 +128,19 @@ def module_widths(module: str = "mlp") -> tuple[int, int]:
 
 
 def build_ours(algorithm: str, module: str, env_steps: int, algo_hparams: Mapping[str, Any] | None, lr: float, seed: int = 0) -> Any:
-    """A TrialRunner for `algorithm` / `module` with a budget of `env_steps` (built, not trained)."""
+    """A TrialRunner for `algorithm` / `module` (a MODULE_VARIANTS name) with a budget of
+    `env_steps` (built, not trained)."""
     from algorithms.trial import TrialRunner
     from algorithms.trial_plan import TrialPlan
 
+    kind, options = module_variant(module)
     return TrialRunner(
         TrialPlan(
             world=load_world("myeloid"),
             **ENV,
             algorithm=algorithm,
-            module=module,
+            module=kind,
+            module_options=dict(options),
             optimizer="adam",
             optimizer_hparams={"lr": lr},
             algo_hparams=dict(algo_hparams or {}),
@@ -174,7 +197,8 @@ def ours_received(runner: Any) -> dict[str, Any]:
 def ours_description(runner: Any, received: Mapping[str, Any]) -> str:
     cfg = runner.config
     model = runner.algo.config.rl_module_spec.model_config
-    net = f"gnn {model['conv']} {received['hidden']}" if cfg.module == "gnn" else f"mlp {received['hidden']} (critic {model['hidden']}x{model['layers'] + 1})"
+    shared = ", one encoder for actor and critic" if model.get("share_encoder") else ""
+    net = f"gnn {model['conv']} {received['hidden']}{shared}" if cfg.module == "gnn" else f"mlp {received['hidden']} (critic {model['hidden']}x{model['layers'] + 1})"
     parts = [f"{cfg.algorithm} {net}", f"BatchedCellFateEnv x{received['n_envs']}"]
     if cfg.algorithm == "SAC":
         parts.append(f"replay {received['buffer']} batch {received['batch']}, {received['updates_per_step']:g} updates/step, starts {received['learning_starts']}")
@@ -359,9 +383,14 @@ def check_equal(ours: Mapping[str, Any], sb3: Mapping[str, Any], what: str) -> N
 # ---- the bench --------------------------------------------------------------------------------
 
 
+def modules_of(algorithm: str, modules: tuple[str, ...]) -> list[str]:
+    """The module variants benched for `algorithm`: all of `modules`, SAC without gnn_shared."""
+    return [m for m in modules if not (algorithm == "SAC" and m == "gnn_shared")]
+
+
 def bench_train(
     env_steps: int = 20000,
-    modules: tuple[str, ...] = ("gnn", "mlp"),
+    modules: tuple[str, ...] = tuple(MODULE_VARIANTS),
     algorithms: tuple[str, ...] = ALGORITHMS,
     include_sb3: bool = True,
     algo_hparams: dict[str, Any] | None = None,
@@ -375,9 +404,11 @@ def bench_train(
     `env_steps` is the budget of PPO and A2C, `sac_env_steps` (at most `env_steps`) SAC's and
     DQN's, by default env_steps / 40 in whole iterations of 256 steps, at least one (512 at the
     default 20000, 256 for --quick); `algorithm` alone restricts the bench to it; `algo_hparams`
-    go to every algorithm.
+    go to every algorithm; `modules` are MODULE_VARIANTS names.
     """
     torch.set_num_threads(1)
+    for module in modules:
+        module_variant(module)  # an unknown module fails before anything runs
     if algorithm is not None:
         algorithms = (algorithm,)
     for name in algorithms:
@@ -392,7 +423,7 @@ def bench_train(
     received: dict[tuple[str, str], tuple[dict, str]] = {}
     for rep in range(repetitions):
         for name in algorithms:
-            sides = list(modules)
+            sides = modules_of(name, modules)
             if include_sb3:
                 # SB3 first in even repetitions, last in odd ones: drift on a shared machine hits both sides.
                 sides = ["sb3", *sides] if rep % 2 == 0 else [*sides, "sb3"]
@@ -410,7 +441,7 @@ def bench_train(
                 received[(name, side)] = (got, text)
                 print(f"train bench: {name} {side} rep {rep + 1}/{repetitions}: {rate:.0f} env steps/s", file=sys.stderr, flush=True)
             if (name, "sb3") in received:
-                for module in modules:
+                for module in modules_of(name, modules):
                     check_equal(received[(name, module)][0], received[(name, "sb3")][0], f"{name} {module}")
 
     rows = []
@@ -418,7 +449,7 @@ def bench_train(
         sb3_rates = rates.get((name, "sb3"), [])
         sb3_median = statistics.median(sb3_rates) if sb3_rates else math.nan
         sb3_text = received.get((name, "sb3"), ({}, ""))[1]
-        for module in modules:
+        for module in modules_of(name, modules):
             ours_rates = rates[(name, module)]
             got, text = received[(name, module)]
             median = statistics.median(ours_rates)
