@@ -60,3 +60,19 @@ def test_run_scale_gives_a_reduced_copy_under_its_own_name(tmp_path, capsys):
     for bad in ("0", "1.5", "-1"):
         code, _, err = run_cli(["run", str(path), "--scale", bad], capsys)
         one_line_error(code, err, "--scale must be in (0, 1]")
+
+
+def test_sac_is_calibrated_at_its_steady_rate_not_in_its_warm_up():
+    """A calibration's one 256-step SAC iteration must take a gradient step per env step, as the
+    rest of a trial does: with learning_starts 100 it took 156 and overstated SAC's speed 1.6x."""
+    from algorithms.registry import build_algorithm_config
+    from tournament.engine.cells import expand_grid
+    from tournament.engine.plan import calibration_plan
+
+    spec = parse_spec({**SPEC, "grid": {**SPEC["grid"], "algorithm": ["SAC"], "max_perturb": [1]},
+                       "algorithm_settings": {"SAC": {"learning_starts": 500}}, "execution": {}})
+    (cell,) = expand_grid(spec)
+    trial = cell.trial_plan(spec, {"lr": 3e-4}, {}, seed=0)
+    calibrated = calibration_plan(spec, cell)
+    assert build_algorithm_config(trial).num_steps_sampled_before_learning_starts == 500
+    assert build_algorithm_config(calibrated).num_steps_sampled_before_learning_starts == 0

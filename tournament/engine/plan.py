@@ -3,7 +3,8 @@
 A short calibration trains each distinct (world, task, algorithm, module) of the grid for
 about three seconds (CALIBRATION_BUDGET_S) in this process (one CPU, one torch thread) and measures env steps per
 second of training, sampling and updates together, and the cost of the greedy evaluation
-episodes. A trial's estimate is its env steps at that rate, its evaluations, and the
+episodes; it runs with each algorithm's steady-state settings (SAC: gradient steps from the first
+env step, as in the rest of a trial). A trial's estimate is its env steps at that rate, its evaluations, and the
 engine's fixed cost per trial (Ray Tune start-up of a trial, about 1.6 s on this kind of
 machine; docs/anchors.md). A cell's core-hours are its trials (tuning + final seeds)
 times that, times the CPUs a trial reserves (1 + env runners).
@@ -58,6 +59,15 @@ def _optimizer_hparams(spec: TournamentSpec, optimizer: str) -> dict:
     return values
 
 
+def calibration_plan(spec: TournamentSpec, cell: Cell):
+    """The trial a calibration trains: the cell's, at the middle of its search space, with the
+    algorithm's steady-state settings (algorithms.registry.STEADY_STATE_HPARAMS)."""
+    from algorithms.registry import STEADY_STATE_HPARAMS
+
+    steady = dict(STEADY_STATE_HPARAMS.get(cell.algorithm, {}))
+    return cell.trial_plan(spec, _optimizer_hparams(spec, cell.optimizer), steady, seed=0)
+
+
 def calibrate(spec: TournamentSpec, cell: Cell, budget_s: float = CALIBRATION_BUDGET_S) -> Calibration:
     """Train `cell` for about `budget_s` seconds (at least one iteration) and evaluate a few episodes.
 
@@ -70,7 +80,7 @@ def calibrate(spec: TournamentSpec, cell: Cell, budget_s: float = CALIBRATION_BU
 
     torch.set_num_threads(1)
     runner_cls = load_runner(spec.execution.runner)
-    runner = runner_cls(cell.trial_plan(spec, _optimizer_hparams(spec, cell.optimizer), {}, seed=0))
+    runner = runner_cls(calibration_plan(spec, cell))
     try:
         start = time.perf_counter()
         done = 0
