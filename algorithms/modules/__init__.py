@@ -27,9 +27,10 @@ OBSERVATION = {"gnn": "graph", "mlp": "flat"}
 _COMMON_DEFAULTS: dict[str, Any] = {"hidden": 64, "share_encoder": False, "q_heads": 0}
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     # share_encoder: true halves the GNN's encoder work per update (SB3's on-policy policies
-    # share their features extractor), but on the slow learning tests (seed 0) it took more
-    # env steps to 90% for PPO steer (3072 vs 1024), PPO predict (3072 vs 2048) and TRPO
-    # (4096 vs 2048), fewer for A2C (4096 vs 14336); so it stays an option, off by default.
+    # share their features extractor; PPO runs about 1.5x faster, BENCHMARKS.md "bench: train"),
+    # but over seeds 0-5 of the slow tests' settings it took more env steps to 90% for A2C (16384
+    # and 8192 vs 2048 at seeds 0 and 1) and for TRPO_to_PPO's seed 0 (6368 vs 4320), as many or
+    # fewer for PPO; so it stays an option, off by default.
     "gnn": {**_COMMON_DEFAULTS, "conv": "gcn", "layers": 2, "heads": 2, "backend": "auto"},
     "mlp": {**_COMMON_DEFAULTS, "layers": 2},
 }
