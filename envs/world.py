@@ -332,11 +332,11 @@ class World:
         """This world with background mutations fixed: a rescue task's mutant cell.
 
         `mutations`: one string or a sequence of strings in the CLI's perturbation syntax
-        (`GENE=ko`, `GENE=oe`, `GENE=2` for a level, `SRC->DST=cut`) or (name, kind) pairs. A mutated gene's rules become
-        constants (every start state is forced too), a cut edge is removed from the rules;
-        the result is a plain World, so the simulator and oracles work on it unchanged. Its
-        name says what was mutated (`tcell+Notch1=KO`), so caches keyed by name do not
-        collide. Background genes cannot be perturbed in the environment.
+        (`GENE=ko`, `GENE=oe`, `GENE=2` for a level, `SRC->DST=cut`) or (name, kind) pairs. A
+        mutated gene's rules become constants (every start state is forced too), a cut edge is
+        removed from the rules; the result is a plain World, so the simulator and oracles work
+        on it unchanged. Its name says what was mutated (`tcell+Notch1=KO`), so caches keyed by
+        name do not collide. Background genes cannot be perturbed in the environment.
         """
         pairs = [_parse_mutation(m) for m in ([mutations] if isinstance(mutations, str) else mutations)]
         if not pairs:

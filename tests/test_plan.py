@@ -63,8 +63,8 @@ def test_run_scale_gives_a_reduced_copy_under_its_own_name(tmp_path, capsys):
 
 
 def test_sac_is_calibrated_at_its_steady_rate_not_in_its_warm_up():
-    """A calibration's one 256-step SAC iteration must take a gradient step per env step, as the
-    rest of a trial does: with learning_starts 100 it took 156 and overstated SAC's speed 1.6x."""
+    """A calibration's short SAC iteration must take a gradient step per env step, as the rest of
+    a trial does: with learning_starts 100, 156 of a 256-step iteration did, overstating SAC's speed 1.6x."""
     from algorithms.registry import build_algorithm_config
     from tournament.engine.cells import expand_grid
     from tournament.engine.plan import calibration_plan

@@ -5,7 +5,8 @@ about three seconds (CALIBRATION_BUDGET_S) in this process (one CPU, one torch t
 second of training, sampling and updates together, and the cost of the greedy evaluation
 episodes; it runs with each algorithm's steady-state settings (SAC: gradient steps from the first
 env step, as in the rest of a trial, in 64-step iterations; evaluations, counted per calibrated
-iteration, are then over-counted 4x for SAC, under 1% of a SAC trial at the seed grid's settings). A trial's estimate is its env steps at that rate, its evaluations, and the
+iteration, are then over-counted 4x for SAC, under 1% of a SAC trial at the seed grid's settings).
+A trial's estimate is its env steps at that rate, its evaluations, and the
 engine's fixed cost per trial (Ray Tune start-up of a trial, about 1.6 s on this kind of
 machine; docs/anchors.md). A cell's core-hours are its trials (tuning + final seeds)
 times that, times the CPUs a trial reserves (1 + env runners).
