@@ -31,9 +31,8 @@ for plain Adam / AMSGrad), and the same per optimizer as
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 import torch
 from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER

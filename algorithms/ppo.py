@@ -22,6 +22,7 @@ from algorithms.settings import key
 if TYPE_CHECKING:
     from algorithms.trial_plan import TrialPlan
 
+
 @dataclass(frozen=True, kw_only=True)
 class PPOSettings(OnPolicySamplingSettings):
     """PPO's ``algo_hparams`` (Schulman et al. 2017, "Proximal Policy Optimization Algorithms").

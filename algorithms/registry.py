@@ -44,11 +44,8 @@ ALGORITHM_NAMES = tuple(ALGORITHMS)
 # Gaussian policy, SAC with a tanh-squashed one.
 CONTINUOUS_ALGORITHMS = ("PPO", "SAC")
 # What a cost calibration (tournament plan) sets so that its one short iteration runs at a
-# trial's steady rate: SAC takes no gradient step in its first learning_starts env steps, which
-# in a 256-step calibration made it look 1.6x faster than the rest of a trial; and its
-# iterations are cut to 64 env steps (64 gradient steps, seconds with the GNN) so that the
-# calibration stays short.
-STEADY_STATE_HPARAMS: dict[str, dict[str, Any]] = {"SAC": {"learning_starts": 0, "steps_per_iteration": 64}}
+# trial's steady rate, per algorithm (each file says why).
+STEADY_STATE_HPARAMS: dict[str, dict[str, Any]] = {"SAC": sac.STEADY_STATE_HPARAMS}
 
 __all__ = ["ALGORITHMS", "ALGORITHM_NAMES", "CONTINUOUS_ALGORITHMS", "MODULE_KINDS", "STEADY_STATE_HPARAMS", "Stage", "algorithm_stages", "build_algorithm_config"]
 
